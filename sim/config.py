@@ -1,0 +1,475 @@
+"""Validated, frozen parameter models of a simulated system.
+
+A configuration is data: five small groups (``producer``, ``client``,
+``link``, ``broker``, ``run``) plus the counts ``clients`` and
+``producers_per_client``. Every key has a default that stands for something in
+the real system (see ``shared/reference/system-facts.md``); the description of
+each field says what.
+
+Overrides use dotted keys, ``{"link.rtt": "10ms", "clients": 4}``, through
+:func:`build_config`. Bad input raises :class:`ConfigError`, whose message is
+one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .units import (
+    BANDWIDTH_HELP,
+    DURATION_HELP,
+    SIZE_HELP,
+    format_bandwidth,
+    format_duration,
+    parse_bandwidth,
+    parse_duration,
+    parse_size,
+)
+
+
+class ConfigError(ValueError):
+    """Bad configuration input: ``str(error)`` is one line for the user."""
+
+    def __init__(self, key: str, value: Any, problem: str):
+        self.key, self.value, self.problem = key, value, problem
+        if value is _NO_VALUE:
+            super().__init__(f"{key}: {problem}")
+            return
+        shown = "none" if value is None else value if isinstance(value, str) else repr(value)
+        super().__init__(f"{key} = {shown}: {problem}")
+
+
+_NO_VALUE = object()
+
+
+def _none_words(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
+    return value
+
+
+def _strict_number(value: Any) -> Any:
+    """Refuse booleans and NaN where a number is expected."""
+    value = _none_words(value)
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eEnN") else int(value)
+        except ValueError:
+            raise ValueError("expected a number") from None
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError("NaN is not a number this model can use")
+    return value
+
+
+def _whole(value: Any) -> Any:
+    value = _strict_number(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected a whole number")
+        value = int(value)
+    return value
+
+
+def _optional(parser):
+    def parse(value: Any) -> Any:
+        value = _none_words(value)
+        return None if value is None else parser(value)
+
+    return parse
+
+
+def _window(value: Any) -> Any:
+    value = _none_words(value)
+    if value is None or (isinstance(value, str) and value.strip().lower() == "inf"):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return None
+    return parse_size(value)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+OptionalDuration = Annotated[float | None, BeforeValidator(_optional(parse_duration))]
+Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
+OptionalBandwidth = Annotated[float | None, BeforeValidator(_optional(parse_bandwidth))]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Whole = Annotated[int, BeforeValidator(_whole)]
+OptionalWhole = Annotated[int | None, BeforeValidator(_optional(_whole))]
+Number = Annotated[float, BeforeValidator(_strict_number)]
+OptionalNumber = Annotated[float | None, BeforeValidator(_optional(_strict_number))]
+
+
+def _field(default: Any, doc: str, allowed: str, **constraints: Any) -> Any:
+    return Field(default, description=doc, json_schema_extra={"allowed": allowed}, **constraints)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class ProducerConfig(_Group):
+    """One producer: the application loop that calls the SDK's ``produce()``."""
+
+    mode: Literal["sync", "nonblocking"] = _field(
+        "sync",
+        "sync awaits each ack before the next produce() (the SDK default); nonblocking "
+        "starts one task per message and carries on",
+        "sync or nonblocking",
+    )
+    messages: OptionalWhole = _field(
+        10_000,
+        "messages each producer sends (a finite batch); none = keep producing until run.duration",
+        "a whole number >= 1, or none",
+        ge=1,
+    )
+    rate: OptionalNumber = _field(
+        None,
+        "open-loop arrival rate per producer in messages/s; none = produce as fast as flow control allows",
+        "a number > 0 (messages/s), or none",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    arrivals: Literal["poisson", "constant"] = _field(
+        "poisson",
+        "inter-arrival law when producer.rate is set: poisson (exponential gaps) or constant gaps",
+        "poisson or constant",
+    )
+    window: OptionalWhole = _field(
+        None,
+        "fixed window: at most this many messages in flight, a new one as soon as any resolves "
+        "(the article's C drivers); none = no window",
+        "a whole number >= 1, or none",
+        ge=1,
+    )
+    concurrent_task_limit: OptionalWhole = _field(
+        None,
+        "the SDK's concurrent_task_limit L: once L tasks are in flight, sleep until at most L/2 "
+        "remain (none = unbounded, the SDK default)",
+        "a whole number >= 1, or none",
+        ge=1,
+    )
+    limiter_poll: Duration = _field(
+        0.1,
+        "how often the SDK's limiter re-checks the task count while it drains (asyncio.sleep(0.1)); "
+        "0 = an ideal event-driven wait",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
+    ack_wait: Duration = _field(
+        15.0,
+        "ack_wait_sec: a message whose ack has not been processed this long after produce() is a timeout",
+        DURATION_HELP + ", > 0",
+        gt=0,
+    )
+    payload_bytes: Size = _field(512, "application payload per message", SIZE_HELP, ge=0)
+    overhead_bytes: Size = _field(
+        191,
+        "wire overhead per message: SDK headers, subject and reply inbox (703 B on the wire for 512 B)",
+        SIZE_HELP,
+        ge=0,
+    )
+    partitioning: Literal["round_robin", "key", "fixed"] = _field(
+        "round_robin",
+        "partition choice: round_robin (per producer, from partition 1), key (MurmurHash3-32 of the "
+        "message key, seed 31, mod partitions) or fixed (producer.partition)",
+        "round_robin, key or fixed",
+    )
+    partition: Whole = _field(
+        1, "the partition (1-based) every message goes to when producer.partitioning is fixed", "a whole number >= 1", ge=1
+    )
+    key_space: Whole = _field(
+        1024,
+        "with key partitioning, keys are drawn uniformly from this many distinct keys 'key-0', 'key-1', ...",
+        "a whole number >= 1",
+        ge=1,
+    )
+    start_jitter: Duration = _field(
+        0.0,
+        "each producer starts at a uniform random time in [0, start_jitter]; 0 = all start at time 0",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
+
+
+class ClientConfig(_Group):
+    """A client process: one asyncio event loop (one CPU) and one connection."""
+
+    send_cpu: Duration = _field(
+        35e-6,
+        "event-loop CPU per produce() call; with ack_cpu it makes 45 us per message, the ~22,000 msg/s "
+        "of the article (the SDK measured 60-100 us on a slower VM)",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
+    ack_cpu: Duration = _field(
+        10e-6, "event-loop CPU to process one ack (parse the reply, finish the task)", DURATION_HELP + ", >= 0", ge=0
+    )
+
+
+class LinkConfig(_Group):
+    """The network path between clients and broker, and each TCP connection on it."""
+
+    rtt: Duration = _field(
+        0.033,
+        "propagation round trip (half each way); 33 ms gives the article's 30 msg/s to a cloud broker",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
+    bandwidth: Bandwidth = _field(
+        125e6,
+        "bottleneck bandwidth per direction, shared first-come first-served by all connections "
+        "(1 Gbit/s access link)",
+        BANDWIDTH_HELP + ", > 0",
+        gt=0,
+    )
+    downlink_bandwidth: OptionalBandwidth = _field(
+        None, "broker-to-client bandwidth when it differs from link.bandwidth; none = the same", BANDWIDTH_HELP + ", or none", gt=0
+    )
+    loss: Number = _field(
+        0.0,
+        "random packet loss rate; it caps each connection by the Mathis bound MSS/RTT*sqrt(3/(2 loss))",
+        "a number >= 0 and < 1",
+        ge=0,
+        lt=1,
+    )
+    mss_bytes: Size = _field(1460, "TCP maximum segment size, used by the Mathis bound", SIZE_HELP + ", >= 1", ge=1)
+    window_bytes: Annotated[int | None, BeforeValidator(_window)] = _field(
+        4 * 2**20,
+        "TCP window per connection and direction: at most this many bytes unacknowledged, so one "
+        "connection carries at most window/RTT (Linux's 4 MiB autotuning ceiling); inf = no cap",
+        SIZE_HELP + ", >= 1, or inf",
+        ge=1,
+    )
+
+
+class BrokerConfig(_Group):
+    """The broker: a read loop per connection and a serial stage per partition."""
+
+    partitions: Whole = _field(
+        1, "partitions of the station, each an independent stream with its own lock", "a whole number >= 1", ge=1
+    )
+    read_cpu: Duration = _field(
+        1.5e-6, "the per-connection read loop's cost to parse one publish (1-2 us)", DURATION_HELP + ", >= 0", ge=0
+    )
+    service_time: Duration = _field(
+        5e-6,
+        "mean time a partition's serial stage holds its lock per message: duplicate check, append, "
+        "ack (100-300k msg/s per partition on a local server)",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
+    service_dist: Literal["deterministic", "exponential", "lognormal"] = _field(
+        "deterministic",
+        "distribution of the partition service time",
+        "deterministic, exponential or lognormal",
+    )
+    service_cv: Number = _field(
+        1.0,
+        "coefficient of variation of a lognormal service time",
+        "a number > 0",
+        gt=0,
+        allow_inf_nan=False,
+    )
+    ack_bytes: Size = _field(103, "bytes of one ack on the wire ({\"stream\":...,\"seq\":N} and framing)", SIZE_HELP, ge=0)
+
+
+class RunConfig(_Group):
+    """How long to simulate and with which random numbers."""
+
+    seed: Whole = _field(1, "seed of every random draw in the run", "a whole number >= 0", ge=0)
+    duration: OptionalDuration = _field(
+        None,
+        "stop the run at this simulated time; none = run until every message is resolved",
+        DURATION_HELP + ", > 0, or none",
+        gt=0,
+    )
+    bin: Duration = _field(0.1, "width of the time-series bins", DURATION_HELP + ", > 0", gt=0)
+
+
+class SimConfig(_Group):
+    """A whole simulated system: clients of producers, the link and the broker."""
+
+    clients: Whole = _field(
+        1, "client processes, each with its own event loop (CPU) and connection", "a whole number >= 1", ge=1
+    )
+    producers_per_client: Whole = _field(
+        1, "producers sharing each client's event loop and connection", "a whole number >= 1", ge=1
+    )
+    producer: ProducerConfig = ProducerConfig()
+    client: ClientConfig = ClientConfig()
+    link: LinkConfig = LinkConfig()
+    broker: BrokerConfig = BrokerConfig()
+    run: RunConfig = RunConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SimConfig":
+        p = self.producer
+        explicit = p.model_fields_set
+        if p.mode == "sync":
+            for key in ("window", "concurrent_task_limit"):
+                if getattr(p, key) is not None:
+                    raise ConfigError(
+                        f"producer.{key}", getattr(p, key), "applies to nonblocking mode only (producer.mode is sync)"
+                    )
+        if p.window is not None and p.concurrent_task_limit is not None:
+            raise ConfigError(
+                "producer.concurrent_task_limit",
+                p.concurrent_task_limit,
+                "set either producer.window or producer.concurrent_task_limit, not both",
+            )
+        if p.partitioning == "fixed" and p.partition > self.broker.partitions:
+            raise ConfigError(
+                "producer.partition", p.partition, f"must be at most broker.partitions ({self.broker.partitions})"
+            )
+        if "arrivals" in explicit and p.rate is None:
+            raise ConfigError("producer.arrivals", p.arrivals, "applies only when producer.rate is set")
+        if "service_cv" in self.broker.model_fields_set and self.broker.service_dist != "lognormal":
+            raise ConfigError(
+                "broker.service_cv",
+                self.broker.service_cv,
+                f"applies to the lognormal distribution only (broker.service_dist is {self.broker.service_dist})",
+            )
+        if p.messages is None and self.run.duration is None:
+            raise ConfigError(
+                "producer.messages", None, "an endless workload needs run.duration; set one of the two"
+            )
+        return self
+
+    # -- dotted keys -------------------------------------------------------
+
+    def flat(self) -> dict[str, Any]:
+        """Every key as ``{"producer.mode": "sync", ..., "clients": 1}``."""
+        out: dict[str, Any] = {}
+        for name, value in self:
+            if isinstance(value, BaseModel):
+                for sub, subvalue in value:
+                    out[f"{name}.{sub}"] = subvalue
+            else:
+                out[name] = value
+        return out
+
+    def replace(self, overrides: Mapping[str, Any]) -> "SimConfig":
+        """A new config with dotted-key ``overrides`` applied on top of this one."""
+        return build_config(overrides, base=self)
+
+
+_GROUPS = {
+    "producer": ProducerConfig,
+    "client": ClientConfig,
+    "link": LinkConfig,
+    "broker": BrokerConfig,
+    "run": RunConfig,
+}
+_TOP = ("clients", "producers_per_client")
+
+
+def known_keys() -> list[str]:
+    return list(_TOP) + [f"{g}.{f}" for g, model in _GROUPS.items() for f in model.model_fields]
+
+
+def describe_keys() -> list[dict[str, str]]:
+    """Each key with its default, what it stands for and what is allowed."""
+    rows = []
+    for key in known_keys():
+        if "." in key:
+            group, name = key.split(".")
+            field = _GROUPS[group].model_fields[name]
+        else:
+            name, field = key, SimConfig.model_fields[key]
+        rows.append(
+            {
+                "key": key,
+                "default": format_value(key, field.default),
+                "meaning": field.description or "",
+                "allowed": (field.json_schema_extra or {}).get("allowed", ""),
+            }
+        )
+    return rows
+
+
+def format_value(key: str, value: Any) -> str:
+    """A value as a user would type it for ``--set``."""
+    if value is None:
+        return "none"
+    if key.endswith(("rtt", "_cpu", "_wait", "_poll", "jitter", "service_time", "duration", ".bin")):
+        return format_duration(value)
+    if key.endswith("bandwidth"):
+        return format_bandwidth(value)
+    if key.endswith("_bytes"):
+        return f"{value}B"
+    return str(value)
+
+
+def _unknown(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known_keys(), n=1)
+    hint = f"; did you mean {close[0]}?" if close else "; `sim list keys` shows them all"
+    return ConfigError(key, _NO_VALUE, f"unknown key{hint}")
+
+
+def build_config(overrides: Mapping[str, Any] | None = None, base: SimConfig | None = None) -> SimConfig:
+    """A validated :class:`SimConfig` from dotted-key ``overrides`` on ``base``.
+
+    Raises :class:`ConfigError` naming the first bad key.
+    """
+    overrides = dict(overrides or {})
+    nested: dict[str, Any] = {}
+    if base is not None:
+        for name in _TOP:
+            if name in base.model_fields_set:
+                nested[name] = getattr(base, name)
+        for group in _GROUPS:
+            sub = getattr(base, group)
+            nested[group] = {k: getattr(sub, k) for k in sub.model_fields_set}
+    for key, value in overrides.items():
+        if key in _TOP:
+            nested[key] = value
+            continue
+        group, _, name = key.partition(".")
+        if group not in _GROUPS or name not in _GROUPS[group].model_fields:
+            raise _unknown(key)
+        nested.setdefault(group, {})[name] = value
+    try:
+        return SimConfig(**nested)
+    except ValidationError as exc:
+        raise _translate(exc, overrides) from None
+
+
+def _translate(exc: ValidationError, overrides: Mapping[str, Any]) -> ConfigError:
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    ctx_error = (error.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, ConfigError):
+        return ctx_error
+    if error["type"] == "extra_forbidden":
+        return _unknown(key)
+    value = overrides.get(key, error.get("input"))
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    allowed = ""
+    if len(loc) == 2 and loc[0] in _GROUPS and loc[1] in _GROUPS[loc[0]].model_fields:
+        allowed = (_GROUPS[loc[0]].model_fields[loc[1]].json_schema_extra or {}).get("allowed", "")
+    elif len(loc) == 1 and loc[0] in SimConfig.model_fields:
+        allowed = (SimConfig.model_fields[loc[0]].json_schema_extra or {}).get("allowed", "")
+    problem = message.replace("Input should be", "must be") if message else "not allowed"
+    if allowed and allowed[:20] not in problem:
+        problem += f" (allowed: {allowed})"
+    return ConfigError(key, value, problem)
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """``["link.rtt=10ms", "clients=4"]`` -> ``{"link.rtt": "10ms", "clients": "4"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(item, _NO_VALUE, "expected KEY=VALUE, e.g. link.rtt=10ms")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,63 @@
+"""Random streams of a run, all derived from the config's seed.
+
+One ``numpy.random.SeedSequence(seed)`` is split into a fixed tree: one branch
+per producer (its start time, its arrival gaps, its message keys) and one per
+partition (its service times, drawn in the order the partition serves). Each
+stream draws in chunks and hands out plain floats, so a run of a billion
+messages never holds more than one chunk per stream.
+"""
+
+from __future__ import annotations
+
+from itertools import chain, count, repeat
+from typing import Callable, Iterator
+
+import numpy as np
+
+CHUNK = 4096
+
+
+def draws(fill: Callable[[int], np.ndarray], chunk: int = CHUNK) -> Iterator[float]:
+    """An endless iterator of floats, ``fill(chunk)`` values at a time."""
+    return chain.from_iterable(fill(chunk).tolist() for _ in count())
+
+
+class SeedTree:
+    """The generators of one run: ``producer(j, stream)`` and ``partition(p)``."""
+
+    PRODUCER_STREAMS = ("start", "arrivals", "keys")
+
+    def __init__(self, seed: int, producers: int, partitions: int):
+        producers_root, partitions_root = np.random.SeedSequence(seed).spawn(2)
+        self._producers = [
+            dict(zip(self.PRODUCER_STREAMS, (np.random.default_rng(s) for s in child.spawn(len(self.PRODUCER_STREAMS)))))
+            for child in producers_root.spawn(producers)
+        ]
+        self._partitions = [np.random.default_rng(s) for s in partitions_root.spawn(partitions)]
+
+    def producer(self, index: int, stream: str) -> np.random.Generator:
+        return self._producers[index][stream]
+
+    def partition(self, index: int) -> np.random.Generator:
+        return self._partitions[index]
+
+
+def service_times(dist: str, mean: float, cv: float, rng: np.random.Generator) -> Iterator[float]:
+    """Service times of one partition stage, in the order it serves messages."""
+    if dist == "deterministic" or mean == 0:
+        return repeat(float(mean))
+    if dist == "exponential":
+        return draws(lambda n: rng.exponential(mean, n))
+    if dist == "lognormal":
+        sigma2 = np.log1p(cv * cv)
+        mu = np.log(mean) - sigma2 / 2
+        sigma = float(np.sqrt(sigma2))
+        return draws(lambda n: rng.lognormal(mu, sigma, n))
+    raise ValueError(f"unknown service distribution {dist!r}")
+
+
+def arrival_gaps(kind: str, rate: float, rng: np.random.Generator) -> Iterator[float]:
+    """Gaps between a producer's intended send times at ``rate`` messages/s."""
+    if kind == "constant":
+        return repeat(1.0 / rate)
+    return draws(lambda n: rng.exponential(1.0 / rate, n))

@@ -1,0 +1,195 @@
+"""A configured system as the engine and the analysis see it.
+
+:class:`System` turns a :class:`~sim.config.SimConfig` into inert numbers: the
+service time of every station per message, the window of every connection
+counted in messages, the flow control of the producers, and the random streams
+of one run. Both the engine and the analytic cross-checks read it, so they
+agree on what the parameters mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterator
+
+from ..config import SimConfig
+from .partitioning import chooser
+from .randomness import SeedTree, arrival_gaps, service_times
+
+UNBOUNDED = 1 << 62  # "no limit" for counts compared in the hot loop
+
+
+def mathis_window_bytes(mss_bytes: int, loss: float) -> float:
+    """Bytes in flight that the Mathis bound allows: MSS * sqrt(3 / (2 p)).
+
+    Throughput = window / RTT, i.e. (MSS / RTT) * sqrt(3/2) / sqrt(p).
+    """
+    if loss <= 0:
+        return math.inf
+    return mss_bytes * math.sqrt(1.5 / loss)
+
+
+def window_in_messages(window_bytes: float, message_bytes: int) -> int | None:
+    """How many messages of ``message_bytes`` fit a window; None = no cap.
+
+    A window smaller than one message still lets one message through at a
+    time, as TCP would send it in pieces.
+    """
+    if math.isinf(window_bytes) or message_bytes == 0:
+        return None
+    return max(1, int(window_bytes // message_bytes))
+
+
+@dataclass(frozen=True)
+class RunStreams:
+    """The random streams of one run (fresh iterators, consumed by a run)."""
+
+    start_times: list[float]
+    arrival_gaps: list[Iterator[float] | None]
+    partitions: list[Iterator[int]]
+    service: list[Iterator[float]]
+
+
+@dataclass(frozen=True)
+class System:
+    config: SimConfig
+
+    # -- shape -------------------------------------------------------------
+    @property
+    def clients(self) -> int:
+        return self.config.clients
+
+    @property
+    def producers_per_client(self) -> int:
+        return self.config.producers_per_client
+
+    @property
+    def producers(self) -> int:
+        return self.config.clients * self.config.producers_per_client
+
+    @property
+    def partitions(self) -> int:
+        return self.config.broker.partitions
+
+    def client_of(self, producer: int) -> int:
+        return producer // self.config.producers_per_client
+
+    # -- producers ---------------------------------------------------------
+    @property
+    def flow(self) -> str:
+        """sync, window, limit or unbounded."""
+        p = self.config.producer
+        if p.mode == "sync":
+            return "sync"
+        if p.window is not None:
+            return "window"
+        if p.concurrent_task_limit is not None:
+            return "limit"
+        return "unbounded"
+
+    @property
+    def in_flight_cap(self) -> int:
+        """Messages a producer may have in flight before produce() waits."""
+        return {"sync": 1, "window": self.config.producer.window}.get(self.flow, UNBOUNDED)
+
+    # -- bytes and wire times ----------------------------------------------
+    @property
+    def message_bytes(self) -> int:
+        p = self.config.producer
+        return p.payload_bytes + p.overhead_bytes
+
+    @property
+    def ack_bytes(self) -> int:
+        return self.config.broker.ack_bytes
+
+    @property
+    def uplink_bandwidth(self) -> float:
+        return self.config.link.bandwidth
+
+    @property
+    def downlink_bandwidth(self) -> float:
+        link = self.config.link
+        return link.bandwidth if link.downlink_bandwidth is None else link.downlink_bandwidth
+
+    @property
+    def uplink_time(self) -> float:
+        """Seconds one message occupies the shared uplink."""
+        return self.message_bytes / self.uplink_bandwidth
+
+    @property
+    def downlink_time(self) -> float:
+        """Seconds one ack occupies the shared downlink."""
+        return self.ack_bytes / self.downlink_bandwidth
+
+    @property
+    def window_bytes(self) -> float:
+        """Effective TCP window per connection: the configured one or Mathis, the smaller."""
+        link = self.config.link
+        configured = math.inf if link.window_bytes is None else float(link.window_bytes)
+        return min(configured, mathis_window_bytes(link.mss_bytes, link.loss))
+
+    @property
+    def uplink_window(self) -> int | None:
+        return window_in_messages(self.window_bytes, self.message_bytes)
+
+    @property
+    def downlink_window(self) -> int | None:
+        return window_in_messages(self.window_bytes, self.ack_bytes)
+
+    # -- capacities --------------------------------------------------------
+    @cached_property
+    def partition_shares(self) -> list[float]:
+        """Fraction of the messages each partition receives in the long run."""
+        p, count = self.config.producer, self.partitions
+        if p.partitioning == "fixed":
+            return [1.0 if i == p.partition - 1 else 0.0 for i in range(count)]
+        if p.partitioning == "key" and count > 1:
+            from .murmur import key_partition
+
+            keys = min(p.key_space, 1 << 16)  # beyond that the shares are uniform to <1%
+            hits = [0] * count
+            for k in range(keys):
+                hits[key_partition(f"key-{k}", count) - 1] += 1
+            return [h / keys for h in hits]
+        return [1.0 / count] * count
+
+    def capacities(self) -> dict[str, float]:
+        """Messages/s each station can carry for the whole system (inf = no limit).
+
+        The connection entry is the windows' ceiling at the base RTT; the
+        producers' own flow control (sync, window, limiter) is not a station
+        and is left to the analytic module.
+        """
+        cfg, rtt = self.config, self.config.link.rtt
+        cpu = cfg.client.send_cpu + cfg.client.ack_cpu
+        service = cfg.broker.service_time
+        busiest = max(self.partition_shares)
+        caps = {
+            "client_cpu": self.clients / cpu if cpu else math.inf,
+            "uplink": 1 / self.uplink_time if self.uplink_time else math.inf,
+            "connection": (
+                self.clients * self.uplink_window / rtt if self.uplink_window is not None and rtt > 0 else math.inf
+            ),
+            "read_loop": self.clients / cfg.broker.read_cpu if cfg.broker.read_cpu else math.inf,
+            "partition": 1 / (service * busiest) if service else math.inf,
+            "downlink": 1 / self.downlink_time if self.downlink_time else math.inf,
+        }
+        return caps
+
+    # -- randomness --------------------------------------------------------
+    def streams(self) -> RunStreams:
+        cfg = self.config
+        p, b = cfg.producer, cfg.broker
+        tree = SeedTree(cfg.run.seed, self.producers, self.partitions)
+        starts, gaps, parts = [], [], []
+        for j in range(self.producers):
+            jitter = p.start_jitter
+            starts.append(float(tree.producer(j, "start").uniform(0, jitter)) if jitter > 0 else 0.0)
+            gaps.append(arrival_gaps(p.arrivals, p.rate, tree.producer(j, "arrivals")) if p.rate else None)
+            parts.append(chooser(p.partitioning, self.partitions, p.partition, p.key_space, tree.producer(j, "keys")))
+        service = [
+            service_times(b.service_dist, b.service_time, b.service_cv, tree.partition(i)) for i in range(self.partitions)
+        ]
+        return RunStreams(starts, gaps, parts, service)

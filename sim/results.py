@@ -1,0 +1,188 @@
+"""What a run returns: per-message records, a summary and a time series.
+
+The engine fills typed buffers; this module turns them into numpy arrays once
+and into pandas tables only when asked (``Result.messages``,
+``Result.timeseries``), so a sweep that reads only ``Result.summary`` never
+builds a DataFrame.
+
+Latency is measured from produce() to the processed ack, over acked messages.
+Percentiles use the nearest-rank rule of benchmark tools: p99 is the smallest
+latency that at least 99% of acked messages do not exceed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .config import SimConfig
+from .engine import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
+
+PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
+
+
+def latency_stats_ms(latency_s: np.ndarray) -> dict[str, float | None]:
+    """p50, p99, p99.9, max and mean in milliseconds (None when empty)."""
+    if latency_s.size == 0:
+        return {name: None for name in (*PERCENTILES, "max", "mean")}
+    values = np.percentile(latency_s, list(PERCENTILES.values()), method="inverted_cdf") * 1e3
+    out = {name: float(v) for name, v in zip(PERCENTILES, values)}
+    out["max"] = float(latency_s.max() * 1e3)
+    out["mean"] = float(latency_s.mean() * 1e3)
+    return out
+
+
+@dataclass
+class Result:
+    """One simulated run of ``config``."""
+
+    config: SimConfig
+    records: Records = field(repr=False)
+
+    # -- arrays ---------------------------------------------------------------
+    @cached_property
+    def arrays(self) -> dict[str, np.ndarray]:
+        r = self.records
+        created = np.frombuffer(r.created, dtype=np.float64) if len(r.created) else np.zeros(0)
+        out = {
+            "producer": np.frombuffer(r.producer, dtype=np.int32) if len(r.producer) else np.zeros(0, np.int32),
+            "partition": (np.frombuffer(r.partition, dtype=np.int32) + 1) if len(r.partition) else np.zeros(0, np.int32),
+            "created": created,
+            "intended": np.frombuffer(r.intended, dtype=np.float64) if r.intended is not None and len(r.intended) else created,
+            "sent": np.frombuffer(r.sent, dtype=np.float64) if len(r.sent) else np.zeros(0),
+            "resolved": np.frombuffer(r.resolved, dtype=np.float64) if len(r.resolved) else np.zeros(0),
+            "status": np.frombuffer(r.status, dtype=np.int8) if len(r.status) else np.zeros(0, np.int8),
+        }
+        stored = np.array(r.stored, dtype=np.float64)
+        stored[stored > r.span] = np.nan  # computed ahead, but after the run was stopped
+        out["stored"] = stored
+        return out
+
+    # -- summary ----------------------------------------------------------------
+    @property
+    def makespan_s(self) -> float:
+        r = self.records
+        return float(self.config.run.duration) if r.cut else r.last_resolution
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """The run's headline numbers (the keys of ``sim simulate --json``)."""
+        a = self.arrays
+        status = a["status"]
+        acked = status == ACKED
+        timed_out = status == TIMED_OUT
+        stored = ~np.isnan(a["stored"])
+        makespan = self.makespan_s
+        latency = (a["resolved"] - a["created"])[acked]
+        out: dict[str, Any] = {
+            "sent": int(status.size),
+            "acked": int(acked.sum()),
+            "timed_out": int(timed_out.sum()),
+            "ghosts": int((timed_out & stored).sum()),
+            "stored": int(stored.sum()),
+            "in_flight": int((status == IN_FLIGHT).sum()),
+            "dropped": 0,
+            "makespan_s": makespan,
+            "throughput_msgs_per_s": (float(acked.sum()) / makespan) if makespan > 0 else None,
+            "latency_ms": latency_stats_ms(latency),
+        }
+        if self.config.producer.rate is not None:
+            out["latency_from_intended_ms"] = latency_stats_ms((a["resolved"] - a["intended"])[acked])
+        out["utilisation"] = self.utilisation
+        out["bottleneck"] = max(self.utilisation, key=self.utilisation.get) if self.utilisation else None
+        out["simulated_s"] = self.records.span
+        return out
+
+    @cached_property
+    def utilisation(self) -> dict[str, float]:
+        """Busy fraction of the simulated span of the busiest server of each station."""
+        span = self.records.span
+        if not span > 0:
+            return {}
+        return {name: min(1.0, max(busy) / span) for name, busy in self.records.busy.items()}
+
+    # -- tables -------------------------------------------------------------------
+    @cached_property
+    def messages(self):
+        """One row per message created, in creation order."""
+        import pandas as pd
+
+        a = self.arrays
+        producer = a["producer"]
+        status = a["status"]
+        acked = status == ACKED
+        table = pd.DataFrame(
+            {
+                "producer": producer,
+                "client": producer // self.config.producers_per_client,
+                "seq": pd.Series(producer).groupby(producer).cumcount().to_numpy(),
+                "partition": a["partition"],
+                "t_intended": a["intended"],
+                "t_created": a["created"],
+                "t_sent": a["sent"],
+                "t_stored": a["stored"],
+                "t_resolved": a["resolved"],
+                "status": pd.Categorical.from_codes(status, categories=list(STATUS_NAMES)),
+                "ghost": (status == TIMED_OUT) & ~np.isnan(a["stored"]),
+                "latency_s": np.where(acked, a["resolved"] - a["created"], np.nan),
+            }
+        )
+        table.index.name = "message"
+        return table
+
+    @cached_property
+    def timeseries(self):
+        """Per bin of ``run.bin`` seconds: messages sent, acked, timed out, throughput, in flight at the bin's end."""
+        import pandas as pd
+
+        a = self.arrays
+        width = self.config.run.bin
+        span = max(self.records.span, self.makespan_s)
+        bins = max(1, math.ceil(span / width - 1e-9))
+        edges = np.arange(bins + 1) * width
+
+        def per_bin(times: np.ndarray) -> np.ndarray:
+            index = np.minimum((times / width).astype(np.int64), bins - 1)
+            return np.bincount(index, minlength=bins)
+
+        status = a["status"]
+        resolved = a["resolved"]
+        sent = per_bin(a["created"])
+        acked = per_bin(resolved[status == ACKED])
+        timed_out = per_bin(resolved[status == TIMED_OUT])
+        done = resolved[status != IN_FLIGHT]
+        in_flight = np.searchsorted(np.sort(a["created"]), edges[1:], side="right") - np.searchsorted(
+            np.sort(done), edges[1:], side="right"
+        )
+        return pd.DataFrame(
+            {
+                "t_s": edges[:-1],
+                "sent": sent,
+                "acked": acked,
+                "timed_out": timed_out,
+                "throughput_msgs_per_s": acked / width,
+                "in_flight": in_flight,
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary plus the resolved config it came from."""
+        return {**self.summary, "config": self.config.flat()}
+
+
+def run(config: SimConfig | None = None, **overrides: Any) -> Result:
+    """Simulate ``config`` (defaults if None) with optional dotted-key overrides.
+
+    ``run(link__rtt="10ms")`` is shorthand for ``run(build_config({"link.rtt": "10ms"}))``.
+    """
+    from .config import build_config
+    from .engine import run_records
+    from .model.system import System
+
+    if config is None or overrides:
+        config = build_config({k.replace("__", "."): v for k, v in overrides.items()}, base=config)
+    return Result(config, run_records(System(config)))
