@@ -3,10 +3,26 @@
     >>> from sim import build_config, run
     >>> result = run(build_config({"producer.mode": "nonblocking", "link.rtt": "10ms"}))
     >>> result.summary["throughput_msgs_per_s"]  # doctest: +SKIP
+
+Names are imported on first use, so ``sim --help`` does not load numpy.
 """
 
-from .config import ConfigError, SimConfig, build_config
-from .results import Result, run
+from importlib import import_module
 
-__all__ = ["ConfigError", "Result", "SimConfig", "build_config", "run"]
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "ConfigError": "sim.config",
+    "InputError": "sim.config",
+    "SimConfig": "sim.config",
+    "build_config": "sim.config",
+    "Result": "sim.results",
+    "run": "sim.results",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'sim' has no attribute {name!r}")

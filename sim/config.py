@@ -31,8 +31,12 @@ from .units import (
 )
 
 
-class ConfigError(ValueError):
-    """Bad configuration input: ``str(error)`` is one line for the user."""
+class InputError(ValueError):
+    """Bad input from the user; ``str(error)`` is one line that says what is wrong."""
+
+
+class ConfigError(InputError):
+    """A bad configuration key or value: the line names the key, the value and what is allowed."""
 
     def __init__(self, key: str, value: Any, problem: str):
         self.key, self.value, self.problem = key, value, problem
@@ -459,9 +463,19 @@ def _translate(exc: ValidationError, overrides: Mapping[str, Any]) -> ConfigErro
     elif len(loc) == 1 and loc[0] in SimConfig.model_fields:
         allowed = (SimConfig.model_fields[loc[0]].json_schema_extra or {}).get("allowed", "")
     problem = message.replace("Input should be", "must be") if message else "not allowed"
+    for words, symbol in _COMPARISONS:
+        problem = problem.replace(words, symbol)
     if allowed and allowed[:20] not in problem:
         problem += f" (allowed: {allowed})"
     return ConfigError(key, value, problem)
+
+
+_COMPARISONS = (
+    ("greater than or equal to", ">="),
+    ("less than or equal to", "<="),
+    ("greater than", ">"),
+    ("less than", "<"),
+)
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:

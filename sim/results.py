@@ -29,7 +29,10 @@ def latency_stats_ms(latency_s: np.ndarray) -> dict[str, float | None]:
     """p50, p99, p99.9, max and mean in milliseconds (None when empty)."""
     if latency_s.size == 0:
         return {name: None for name in (*PERCENTILES, "max", "mean")}
-    values = np.percentile(latency_s, list(PERCENTILES.values()), method="inverted_cdf") * 1e3
+    n = latency_s.size
+    # nearest rank: the k-th smallest with k = ceil(q n), guarded against 0.999 * 1000 = 999.0000000000001
+    ranks = [max(1, math.ceil(q / 100 * n - 1e-9)) - 1 for q in PERCENTILES.values()]
+    values = np.partition(latency_s, ranks)[ranks] * 1e3
     out = {name: float(v) for name, v in zip(PERCENTILES, values)}
     out["max"] = float(latency_s.max() * 1e3)
     out["mean"] = float(latency_s.mean() * 1e3)
