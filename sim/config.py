@@ -244,8 +244,8 @@ class LinkConfig(_Group):
     mss_bytes: Size = _field(1460, "TCP maximum segment size, used by the Mathis bound", SIZE_HELP + ", >= 1", ge=1)
     window_bytes: Annotated[int | None, BeforeValidator(_window)] = _field(
         4 * 2**20,
-        "TCP window per connection and direction: at most this many bytes unacknowledged, so one "
-        "connection carries at most window/RTT (Linux's 4 MiB autotuning ceiling); inf = no cap",
+        "TCP window of each connection (client to broker): at most this many bytes unacknowledged, so "
+        "one connection carries at most window/RTT (Linux's 4 MiB autotuning ceiling); inf = no cap",
         SIZE_HELP + ", >= 1, or inf",
         ge=1,
     )

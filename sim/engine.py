@@ -6,19 +6,25 @@ is only right when a station sees its arrivals in time order, so the loop keeps
 one binary heap of events and creates an event only where streams from
 several sources merge and the order is not already known:
 
-* ``SEND_DONE``: a client CPU finishes a produce() call; the message enters
-  its connection and, at that same instant, the shared uplink.
-* ``PART_ARRIVE``: a message reaches a partition stage. Usually computed in
-  line instead: the uplink serves in time order and the propagation delay is
-  constant, so a message that did not queue in its connection's read loop
-  cannot be overtaken by a later one (see ``_uplink``).
-* ``STORED``: a partition stage finishes; the ack enters the shared downlink,
-  which merges all partitions (in line when there is only one).
-* ``ACK_ARRIVE`` / ``ACK_DONE``: an ack reaches the client CPU, which it
-  shares with produce() calls / the CPU has processed it.
-* ``WAKE``: a producer's timer (start, open-loop arrival, limiter poll).
-* ``WATCHDOG``: one per producer, at the oldest ack deadline.
-* ``GATE_UP`` / ``GATE_DOWN``: a connection's TCP window reopens.
+* a client CPU (``CPU_DONE``) serves its producers' produce() calls and the
+  acks coming back; when a produce() call finishes, the message enters its
+  connection and, at that instant, the shared uplink;
+* ``ACK_ARRIVE``: an ack reaches its client;
+* ``PART_ARRIVE``: a message reaches a partition stage after queueing in its
+  connection's read loop. Otherwise the partition is computed in line: the
+  uplink serves in time order and propagation is constant, so a message that
+  did not queue in its read loop cannot be overtaken by a later one;
+* the shared downlink merges the partitions' departure streams. It takes the
+  earliest waiting ack as soon as no partition can still produce an earlier
+  one (each partition's next departure is at least its current busy-until time
+  plus the shortest service), and ``DOWN_WAKE`` when it must wait for time;
+* ``WAKE``: a producer's timer (start, open-loop arrival, limiter poll);
+* ``WATCHDOG``: one per producer, at the oldest ack deadline;
+* ``GATE_UP``: a connection's TCP window reopens.
+
+A stream whose events are already in time order (one client's CPU
+completions, one client's arriving acks) keeps them in a deque and puts only
+its head on the heap, which keeps the heap a few entries deep.
 
 Events at the same time run in the order they were scheduled, as in SimPy.
 The naive SimPy model in ``tests/reference_model.py`` is the oracle this loop
@@ -42,7 +48,9 @@ IN_FLIGHT, ACKED, TIMED_OUT = 0, 1, 2
 STATUS_NAMES = ("in_flight", "acked", "timed_out")
 
 # event kinds, most frequent first
-SEND_DONE, STORED, ACK_ARRIVE, ACK_DONE, PART_ARRIVE, WAKE, WATCHDOG, GATE_UP, GATE_DOWN = range(9)
+CPU_DONE, ACK_ARRIVE, PART_ARRIVE, DOWN_WAKE, WAKE, WATCHDOG, GATE_UP = range(7)
+# client CPU jobs
+SEND, ACK = 0, 1
 
 # producer phases
 TIMER, SENDING, BLOCKED, SLEEPING, DRAINING, DONE = range(6)
@@ -90,7 +98,6 @@ def run_records(system: System) -> Records:
     up_time = system.uplink_time
     down_time = system.downlink_time
     up_window = system.uplink_window
-    down_window = system.downlink_window
     read_cpu = cfg.broker.read_cpu
     ack_wait = cfg.producer.ack_wait
     end = math.inf if cfg.run.duration is None else cfg.run.duration
@@ -131,18 +138,58 @@ def run_records(system: System) -> Records:
     # -- stations ---------------------------------------------------------------
     cpu_free = [0.0] * clients
     cpu_busy = [0.0] * clients
+    cpu_jobs = [deque() for _ in range(clients)]  # (done, seq, job, m) in completion order
+    inbox = [deque() for _ in range(clients)]  # (arrival, seq, m): acks on their way to a client
     read_free = [0.0] * clients
     read_busy = [0.0] * clients
+    partitions = range(n_partitions)
     part_free = [0.0] * n_partitions
     part_busy = [0.0] * n_partitions
-    part_pending = [0] * n_partitions
+    part_pending = [0] * n_partitions  # PART_ARRIVE events not yet handled
+    departed = [deque() for _ in partitions]  # (stored, m): acks not yet on the downlink
     service_next = [s.__next__ for s in streams.service]
+    # Shortest time from "now" until a message not yet on the uplink reaches a partition.
+    lookahead = up_time + half_rtt + read_cpu
+    min_service = cfg.broker.service_time if cfg.broker.service_dist == "deterministic" else 0.0
+    downlink_in_line = n_partitions == 1  # one partition feeds the downlink in time order
     up_free = down_free = up_busy = down_busy = 0.0
-    # connection windows: messages waiting to enter, release times of those in the pipe
-    up_waiting = [deque() for _ in range(clients)]
-    up_release = [deque() for _ in range(clients)]
-    down_waiting = [deque() for _ in range(clients)]
-    down_release = [deque() for _ in range(clients)]
+    wake_at = math.inf
+    # TCP window: message n of a connection enters the uplink once message n - window
+    # has been released (one RTT after leaving the uplink); the others wait in order.
+    if up_window is not None:
+        released = [[-math.inf] * up_window for _ in range(clients)]
+        entered = [0] * clients
+        waiting = [deque() for _ in range(clients)]
+
+    def cpu_job(c: int, done: float, job: int, m: int) -> None:
+        """Client c's CPU will finish ``job`` for message m at ``done``."""
+        queue = cpu_jobs[c]
+        seq = tick()
+        queue.append((done, seq, job, m))
+        if len(queue) == 1:
+            push(heap, (done, seq, CPU_DONE, c))
+
+    def to_uplink(c: int, m: int, now: float) -> None:
+        if up_window is None:
+            uplink(c, m, now)
+        elif waiting[c]:
+            waiting[c].append(m)
+        else:
+            release = released[c][entered[c] % up_window]
+            if release <= now:
+                uplink(c, m, now)
+            else:
+                waiting[c].append(m)
+                push(heap, (release, tick(), GATE_UP, c))
+
+    def reopen(c: int, now: float) -> None:
+        queue = waiting[c]
+        while queue:
+            release = released[c][entered[c] % up_window]
+            if release > now:
+                push(heap, (release, tick(), GATE_UP, c))
+                return
+            uplink(c, queue.popleft(), now)
 
     def uplink(c: int, m: int, now: float) -> None:
         """Message m enters the shared uplink at ``now``; on to the broker."""
@@ -153,14 +200,14 @@ def run_records(system: System) -> Records:
         departure = up_free = start + up_time
         up_busy += up_time
         if up_window is not None:
-            up_release[c].append(departure + rtt)
+            released[c][entered[c] % up_window] = departure + rtt
+            entered[c] += 1
         arrival = departure + half_rtt
         start = read_free[c]
         queued = start > arrival
         if not queued:
             start = arrival
-        ready = start + read_cpu
-        read_free[c] = ready
+        ready = read_free[c] = start + read_cpu
         read_busy[c] += read_cpu
         p = rec_partition[m]
         # The uplink serves in time order and propagation is constant, so a message
@@ -171,69 +218,72 @@ def run_records(system: System) -> Records:
             part_pending[p] += 1
             push(heap, (ready, tick(), PART_ARRIVE, m))
         else:
-            partition(p, m, ready)
+            partition(p, m, ready, now)
 
-    def partition(p: int, m: int, arrival: float) -> None:
+    def partition(p: int, m: int, arrival: float, now: float) -> None:
         service = service_next[p]()
         start = part_free[p]
         if start < arrival:
             start = arrival
-        stored = start + service
-        part_free[p] = stored
+        stored = part_free[p] = start + service
         part_busy[p] += service
         rec_stored[m] = stored
-        if downlink_in_line:  # one partition feeds the downlink in time order
+        if downlink_in_line:
             downlink(client_of[rec_producer[m]], m, stored)
         else:
-            push(heap, (stored, tick(), STORED, m))
+            departed[p].append((stored, m))  # ties go to the older message
+            merge_downlink(now)
+
+    def merge_downlink(now: float) -> None:
+        """Put on the downlink, in time order, every ack that no partition can still precede."""
+        nonlocal wake_at
+        # a partition with nothing waiting can still send an ack from its next
+        # departure on: its next arrival (a pending event, or a message entering
+        # the uplink from now on) or its busy-until time, plus the shortest service
+        horizon = math.inf
+        for q in partitions:
+            if not departed[q]:
+                soonest = now if part_pending[q] else now + lookahead
+                busy = part_free[q]
+                bound = (busy if busy > soonest else soonest) + min_service
+                if bound < horizon:
+                    horizon = bound
+        while True:
+            best = None
+            for queue in departed:
+                if queue and (best is None or queue[0] < best):
+                    best = queue[0]
+                    source = queue
+            if best is None or best[0] > horizon:
+                break
+            source.popleft()
+            if not source:
+                q = rec_partition[best[1]]
+                soonest = now if part_pending[q] else now + lookahead
+                busy = part_free[q]
+                bound = (busy if busy > soonest else soonest) + min_service
+                if bound < horizon:
+                    horizon = bound
+            m = best[1]
+            downlink(client_of[rec_producer[m]], m, best[0])
+        if best is not None and best[0] < wake_at:
+            wake_at = best[0]
+            push(heap, (wake_at, tick(), DOWN_WAKE, 0))
 
     def downlink(c: int, m: int, now: float) -> None:
-        """The ack of m enters the shared downlink at ``now``; on to the client."""
+        """The ack of m enters the shared downlink at ``now``; on to its client."""
         nonlocal down_free, down_busy
         start = down_free
         if start < now:
             start = now
         departure = down_free = start + down_time
         down_busy += down_time
-        if down_window is not None:
-            down_release[c].append(departure + rtt)
-        push(heap, (departure + half_rtt, tick(), ACK_ARRIVE, m))
-
-    def gate(enter, waiting: deque, release: deque, window: int, kind: int):
-        """A connection's TCP window in front of ``enter``: at most ``window``
-        messages between entering the link and their release one RTT after
-        leaving it; the others wait in order."""
-
-        def arrive(c: int, m: int, now: float) -> None:
-            if waiting[c]:
-                waiting[c].append(m)
-                return
-            pipe = release[c]
-            while pipe and pipe[0] <= now:
-                pipe.popleft()
-            if len(pipe) < window:
-                enter(c, m, now)
-            else:
-                waiting[c].append(m)
-                push(heap, (pipe[len(pipe) - window], tick(), kind, c))
-
-        def reopen(c: int, now: float) -> None:
-            queue, pipe = waiting[c], release[c]
-            while queue:
-                while pipe and pipe[0] <= now:
-                    pipe.popleft()
-                if len(pipe) >= window:
-                    push(heap, (pipe[len(pipe) - window], tick(), kind, c))
-                    return
-                enter(c, queue.popleft(), now)
-
-        return arrive, reopen
-
-    downlink_in_line = n_partitions == 1 and down_window is None
-    to_uplink, reopen_up = (uplink, None) if up_window is None else gate(uplink, up_waiting, up_release, up_window, GATE_UP)
-    to_downlink, reopen_down = (
-        (downlink, None) if down_window is None else gate(downlink, down_waiting, down_release, down_window, GATE_DOWN)
-    )
+        arrival = departure + half_rtt
+        queue = inbox[c]
+        seq = tick()
+        queue.append((arrival, seq, m))
+        if len(queue) == 1:
+            push(heap, (arrival, seq, ACK_ARRIVE, c))
 
     # -- producers ----------------------------------------------------------------
     remaining = [UNBOUNDED if messages is None else messages] * n_producers
@@ -263,40 +313,51 @@ def run_records(system: System) -> Records:
             cut = True
             break
         acked = ready = -1
-        if kind == SEND_DONE:
-            rec_sent[x] = now
-            j = rec_producer[x]
-            to_uplink(client_of[j], x, now)
-            # the SDK checks its task set right after adding the new task
-            if limit is not None and in_flight[j] >= limit:
-                if poll > 0:
-                    phase[j] = SLEEPING
-                    push(heap, (now + poll, tick(), WAKE, j))
-                else:
-                    phase[j] = DRAINING
-                continue
-            ready = j
-        elif kind == STORED:
-            to_downlink(client_of[rec_producer[x]], x, now)
-            continue
+        if kind == CPU_DONE:
+            queue = cpu_jobs[x]
+            _, _, job, m = queue.popleft()
+            if queue:
+                head = queue[0]
+                push(heap, (head[0], head[1], CPU_DONE, x))
+            if job == ACK:
+                acked = m
+            else:  # produce() of m returns; m enters its connection
+                rec_sent[m] = now
+                j = rec_producer[m]
+                to_uplink(x, m, now)
+                # the SDK checks its task set right after adding the new task
+                if limit is not None and in_flight[j] >= limit:
+                    if poll > 0:
+                        phase[j] = SLEEPING
+                        push(heap, (now + poll, tick(), WAKE, j))
+                    else:
+                        phase[j] = DRAINING
+                    continue
+                ready = j
         elif kind == ACK_ARRIVE:
-            c = client_of[rec_producer[x]]
-            start = cpu_free[c]
+            queue = inbox[x]
+            _, _, m = queue.popleft()
+            if queue:
+                head = queue[0]
+                push(heap, (head[0], head[1], ACK_ARRIVE, x))
+            start = cpu_free[x]
             if start < now:
                 start = now
-            done = start + ack_cpu
-            cpu_free[c] = done
-            cpu_busy[c] += ack_cpu
+            done = cpu_free[x] = start + ack_cpu
+            cpu_busy[x] += ack_cpu
             if done != now:
-                push(heap, (done, tick(), ACK_DONE, x))
+                cpu_job(x, done, ACK, m)
                 continue
-            acked = x
-        elif kind == ACK_DONE:
-            acked = x
+            acked = m
         elif kind == PART_ARRIVE:
             p = rec_partition[x]
             part_pending[p] -= 1
-            partition(p, x, now)
+            partition(p, x, now, now)
+            continue
+        elif kind == DOWN_WAKE:
+            if now == wake_at:
+                wake_at = math.inf
+                merge_downlink(now)
             continue
         elif kind == WAKE:
             if phase[x] == SLEEPING and 2 * in_flight[x] > limit:
@@ -327,11 +388,8 @@ def run_records(system: System) -> Records:
             if not freed or not (state == BLOCKED or (state == DRAINING and 2 * in_flight[x] <= limit)):
                 continue
             ready = x
-        elif kind == GATE_UP:
-            reopen_up(x, now)
-            continue
-        else:  # GATE_DOWN
-            reopen_down(x, now)
+        else:  # GATE_UP
+            reopen(x, now)
             continue
 
         if acked >= 0:
@@ -379,11 +437,10 @@ def run_records(system: System) -> Records:
             start = cpu_free[c]
             if start < now:
                 start = now
-            done = start + send_cpu
-            cpu_free[c] = done
+            done = cpu_free[c] = start + send_cpu
             cpu_busy[c] += send_cpu
             phase[j] = SENDING
-            push(heap, (done, tick(), SEND_DONE, m))
+            cpu_job(c, done, SEND, m)
 
     for buffer in (rec_producer, rec_partition, rec_created, rec_sent, rec_stored, rec_resolved, rec_status):
         del buffer[size:]

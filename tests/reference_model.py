@@ -2,8 +2,7 @@
 
 One SimPy process per message walks it through one ``simpy.Resource`` per
 server (client CPU, shared uplink, read loop, partition stage, shared
-downlink), a ``simpy.Store`` of tokens per connection and direction for the
-TCP window, and one timeout process per message for ``ack_wait``. One process
+downlink), a ``simpy.Store`` of tokens per connection for its TCP window, and one timeout process per message for ``ack_wait``. One process
 per producer runs the flow control (sync, window, the SDK's drain-to-half
 limiter with its poll, open-loop arrivals).
 
@@ -42,7 +41,6 @@ class ReferenceModel:
         if link.loss > 0:
             window = min(window, link.mss_bytes * math.sqrt(3 / (2 * link.loss)))
         self.up_tokens = self._tokens(window, self.message_bytes, clients)
-        self.down_tokens = self._tokens(window, broker.ack_bytes, clients)
 
         env = self.env
         self.cpu = [simpy.Resource(env, 1) for _ in range(clients)]
@@ -150,13 +148,9 @@ class ReferenceModel:
             yield env.timeout(next(self.streams.service[p]))
         record["stored"] = env.now
 
-        if self.down_tokens:
-            token = yield self.down_tokens[c].get()
         with self.downlink.request() as req:
             yield req
             yield env.timeout(self.down_time)
-        if self.down_tokens:
-            env.process(self.give_back(self.down_tokens[c], token))
         yield env.timeout(half_rtt)
         with self.cpu[c].request() as req:
             yield req

@@ -132,11 +132,10 @@ class System:
 
     @property
     def uplink_window(self) -> int | None:
+        """Messages one connection may have between entering the uplink and their
+        release one RTT after leaving it. Acks, ~7 times smaller, travel the other
+        way without a window: the reverse direction is never the tighter one."""
         return window_in_messages(self.window_bytes, self.message_bytes)
-
-    @property
-    def downlink_window(self) -> int | None:
-        return window_in_messages(self.window_bytes, self.ack_bytes)
 
     # -- capacities --------------------------------------------------------
     @cached_property
