@@ -66,10 +66,13 @@ class Result:
         return out
 
     # -- summary ----------------------------------------------------------------
-    @property
+    @cached_property
     def makespan_s(self) -> float:
-        r = self.records
-        return float(self.config.run.duration) if r.cut else r.last_resolution
+        """From time 0 to the last resolution, or to run.duration if that came first."""
+        if self.records.cut:
+            return float(self.config.run.duration)
+        resolved = self.arrays["resolved"]
+        return float(np.nanmax(resolved)) if resolved.size and not np.isnan(resolved).all() else 0.0
 
     @cached_property
     def summary(self) -> dict[str, Any]:

@@ -9,6 +9,12 @@ limiter with its poll, open-loop arrivals).
 It shares only the random streams with the engine (``System.streams()``), so
 the partition stages draw the same service times in the order they serve. The
 engine must reproduce its per-message times; see ``test_oracle.py``.
+
+Simultaneous events follow the model's rule: at one instant, timers (a
+producer's start, open-loop arrival or limiter poll, and every ack deadline)
+fire after everything else that happens then. SimPy orders events by (time,
+priority, scheduling order), so timers here get a priority below SimPy's
+NORMAL.
 """
 
 from __future__ import annotations
@@ -21,6 +27,19 @@ from sim.config import SimConfig
 from sim.model.system import System
 
 IN_FLIGHT, ACKED, TIMED_OUT = "in_flight", "acked", "timed_out"
+TIMER_PRIORITY = 2  # after simpy's URGENT (0) and NORMAL (1)
+
+
+class Timer(simpy.Timeout):
+    """A timeout that fires after every other event at its instant."""
+
+    def __init__(self, env: simpy.Environment, delay: float):
+        self.env = env
+        self.callbacks = []
+        self._value = None
+        self._delay = delay
+        self._ok = True
+        env.schedule(self, TIMER_PRIORITY, delay)
 
 
 class ReferenceModel:
@@ -69,7 +88,7 @@ class ReferenceModel:
         start = self.streams.start_times[j]
         gaps = self.streams.arrival_gaps[j]
         choose = self.streams.partitions[j]
-        yield env.timeout(start)
+        yield Timer(env, start)
         next_arrival = start + next(gaps) if gaps is not None else None
         if p.mode == "sync":
             cap = 1
@@ -82,7 +101,7 @@ class ReferenceModel:
             while self.in_flight[j] >= cap:
                 yield self.changed[j]
             if next_arrival is not None and next_arrival > env.now:
-                yield env.timeout(next_arrival - env.now)
+                yield Timer(env, next_arrival - env.now)
             record = {
                 "producer": j,
                 "partition": next(choose),
@@ -106,7 +125,7 @@ class ReferenceModel:
             if limit is not None and self.in_flight[j] >= limit:
                 if p.limiter_poll > 0:
                     while True:
-                        yield env.timeout(p.limiter_poll)
+                        yield Timer(env, p.limiter_poll)
                         if 2 * self.in_flight[j] <= limit:
                             break
                 else:
@@ -163,7 +182,7 @@ class ReferenceModel:
         yield store.put(token)
 
     def deadline(self, j: int, record: dict):
-        yield self.env.timeout(self.cfg.producer.ack_wait)
+        yield Timer(self.env, self.cfg.producer.ack_wait)
         if record["status"] == IN_FLIGHT:
             self.resolve(j, record, TIMED_OUT)
 
