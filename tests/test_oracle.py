@@ -7,17 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from sim import run
-from sim.engine import STATUS_NAMES
+from sim.engine import STATUS_NAMES, run_records
+from sim.model.system import System
+from sim.results import Result
 from tests.reference_model import run_reference
 from tests.systems import random_config
 
 SEEDS = list(range(12))
 
 
-def compare(config) -> dict:
+def compare(config, loop: str = "windows") -> dict:
     """Assert per-message agreement; return what the system exercised."""
-    result = run(config)
+    result = Result(config, run_records(System(config), loop=loop))
     table = result.messages
     reference = run_reference(config)
     assert len(table) == len(reference)
@@ -46,9 +47,10 @@ def compare(config) -> dict:
     }
 
 
+@pytest.mark.parametrize("loop", ["windows", "events"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_engine_matches_reference(seed):
-    compare(random_config(seed))
+def test_engine_matches_reference(seed, loop):
+    compare(random_config(seed), loop)
 
 
 def test_random_systems_exercise_every_mechanism():

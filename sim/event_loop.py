@@ -1,0 +1,216 @@
+"""The event loop, for systems without lookahead (zero RTT, unlimited bandwidth).
+
+A binary heap orders the merges that the window loop (``sim.engine``) orders by
+windows:
+
+* ``UPLINK``: the head of a client's outgoing queue enters its connection and,
+  at that instant, the shared uplink; the broker is then computed in line. The
+  uplink serves in time order and propagation is constant, so a message that
+  did not queue in its read loop cannot be overtaken at its partition by a
+  later one (otherwise it waits for a ``PART_ARRIVE`` event).
+* The shared downlink merges the partitions' departures, taking the earliest as
+  soon as no partition can still produce an earlier one (``DOWN_WAKE`` when it
+  must wait for time to pass).
+* ``CLIENT``: a client runs its own events as far as it can be sure of its
+  acks: none still to be computed can arrive before the downlink's busy-until
+  time plus one ack's serialization and half an RTT.
+* ``GATE_UP``: a connection's TCP window reopens.
+
+Heap events at one instant run in the order they were scheduled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heappop, heappush
+from itertools import count
+
+from .model.clients import client_side
+from .model.records import IN_FLIGHT, RecordBuffer, Records
+from .model.system import System
+
+UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
+
+
+def run_events(system: System) -> Records:
+    cfg = system.config
+    INF = math.inf
+    streams = system.streams()
+    records = RecordBuffer(open_loop=cfg.producer.rate is not None)
+    advance, state = client_side(system, streams, records)
+    inbox, outgoing, client_of = state.inbox, state.outgoing, state.client_of
+    rec_producer, rec_partition, rec_stored = records.producer, records.partition, records.stored
+
+    clients = system.clients
+    n_partitions = system.partitions
+    rtt = cfg.link.rtt
+    half_rtt = rtt / 2
+    up_time = system.uplink_time
+    down_time = system.downlink_time
+    window = system.uplink_window
+    read_cpu = cfg.broker.read_cpu
+    end = INF if cfg.run.duration is None else cfg.run.duration
+
+    heap: list = []
+    push = heappush
+    tick = count(1).__next__
+
+    read_free = [0.0] * clients
+    read_busy = [0.0] * clients
+    partitions = range(n_partitions)
+    part_free = [0.0] * n_partitions
+    part_busy = [0.0] * n_partitions
+    part_pending = [0] * n_partitions  # PART_ARRIVE events not yet handled
+    departed = [deque() for _ in partitions]  # (stored, m): acks not yet on the downlink
+    service_next = [s.__next__ for s in streams.service]
+    # shortest time from "now" until a message not yet on the uplink reaches a partition
+    lookahead = up_time + half_rtt + read_cpu
+    min_service = cfg.broker.service_time if cfg.broker.service_dist == "deterministic" else 0.0
+    station = {"up_free": 0.0, "down_free": 0.0, "up_busy": 0.0, "down_busy": 0.0, "wake_at": INF}
+    wake_time = [INF] * clients  # each client's pending CLIENT event
+    uplink_scheduled = [False] * clients
+    if window is not None:
+        released = [[-INF] * window for _ in range(clients)]
+        entered = [0] * clients
+        waiting = [deque() for _ in range(clients)]
+
+    def run_client(c: int, now: float) -> None:
+        horizon = max(station["down_free"], now) + down_time + half_rtt
+        t = advance(c, horizon, now)
+        if t < wake_time[c]:
+            wake_time[c] = t
+            push(heap, (t, tick(), CLIENT, c))
+        out = outgoing[c]
+        if out and not uplink_scheduled[c]:
+            uplink_scheduled[c] = True
+            push(heap, (out[0][0], out[0][1], UPLINK, c))
+
+    def to_uplink(c: int, m: int, now: float) -> None:
+        if window is None:
+            uplink(c, m, now)
+        elif waiting[c]:
+            waiting[c].append(m)
+        else:
+            release = released[c][entered[c] % window]
+            if release <= now:
+                uplink(c, m, now)
+            else:
+                waiting[c].append(m)
+                push(heap, (release, tick(), GATE_UP, c))
+
+    def reopen(c: int, now: float) -> None:
+        queue = waiting[c]
+        while queue:
+            release = released[c][entered[c] % window]
+            if release > now:
+                push(heap, (release, tick(), GATE_UP, c))
+                return
+            uplink(c, queue.popleft(), now)
+
+    def uplink(c: int, m: int, now: float) -> None:
+        departure = max(station["up_free"], now) + up_time
+        station["up_free"] = departure
+        station["up_busy"] += up_time
+        if window is not None:
+            released[c][entered[c] % window] = departure + rtt
+            entered[c] += 1
+        arrival = departure + half_rtt
+        queued = read_free[c] > arrival
+        ready = read_free[c] = (read_free[c] if queued else arrival) + read_cpu
+        read_busy[c] += read_cpu
+        p = rec_partition[m]
+        if queued or part_pending[p]:
+            part_pending[p] += 1
+            push(heap, (ready, tick(), PART_ARRIVE, m))
+        else:
+            partition(p, m, ready, now)
+
+    def partition(p: int, m: int, arrival: float, now: float) -> None:
+        service = service_next[p]()
+        stored = part_free[p] = max(part_free[p], arrival) + service
+        part_busy[p] += service
+        rec_stored[m] = stored
+        departed[p].append((stored, m))
+        merge_downlink(now)
+
+    def next_departure_bound(q: int, now: float) -> float:
+        """No ack not yet computed leaves partition q before this: its next arrival
+        (a pending event, or a message entering the uplink from now on) or its
+        busy-until time, plus the shortest service."""
+        soonest = now if part_pending[q] else now + lookahead
+        return max(part_free[q], soonest) + min_service
+
+    def merge_downlink(now: float) -> None:
+        horizon = min((next_departure_bound(q, now) for q in partitions if not departed[q]), default=INF)
+        while True:
+            heads = [queue for queue in departed if queue]
+            if not heads:
+                return
+            source = min(heads, key=lambda queue: queue[0])
+            stored, m = source[0]
+            if stored > horizon:
+                if stored < station["wake_at"]:
+                    station["wake_at"] = stored
+                    push(heap, (stored, tick(), DOWN_WAKE, 0))
+                return
+            source.popleft()
+            if not source:
+                horizon = min(horizon, next_departure_bound(rec_partition[m], now))
+            downlink(m, stored, now)
+
+    def downlink(m: int, entry: float, now: float) -> None:
+        departure = max(station["down_free"], entry) + down_time
+        station["down_free"] = departure
+        station["down_busy"] += down_time
+        c = client_of[rec_producer[m]]
+        arrival = departure + half_rtt
+        inbox[c].append((arrival, m))
+        if arrival < wake_time[c]:
+            wake_time[c] = arrival
+            push(heap, (arrival, tick(), CLIENT, c))
+
+    for c in range(clients):
+        run_client(c, 0.0)
+    cut = False
+    while heap:
+        now, _, kind, x = heappop(heap)
+        if now >= end:
+            cut = True
+            break
+        if kind == UPLINK:
+            out = outgoing[x]
+            m = out.popleft()[1]
+            if out:
+                push(heap, (out[0][0], out[0][1], UPLINK, x))
+            else:
+                uplink_scheduled[x] = False
+            to_uplink(x, m, now)
+        elif kind == CLIENT:
+            if now >= wake_time[x]:
+                wake_time[x] = INF
+                run_client(x, now)
+        elif kind == PART_ARRIVE:
+            p = rec_partition[x]
+            part_pending[p] -= 1
+            partition(p, x, now, now)
+        elif kind == DOWN_WAKE:
+            if now == station["wake_at"]:
+                station["wake_at"] = INF
+                merge_downlink(now)
+        else:  # GATE_UP
+            reopen(x, now)
+
+    if cut:
+        span = end
+    else:  # when the last server fell idle (every ack, even a late one, ends on a client CPU)
+        span = max([station["up_free"], station["down_free"], *state.cpu_free, *read_free, *part_free])
+    unfinished = any(r > 0 for r in state.remaining) or IN_FLIGHT in records.status[: records.count]
+    busy = {
+        "client_cpu": state.cpu_busy,
+        "uplink": [station["up_busy"]],
+        "read_loop": read_busy,
+        "partition": part_busy,
+        "downlink": [station["down_busy"]],
+    }
+    return records.finish(busy, span, cut and unfinished)

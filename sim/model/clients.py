@@ -1,0 +1,280 @@
+"""The client side: producers, their event loop (one CPU per client) and watchdogs.
+
+Each client is a *local process*: it handles its own events in time order (a
+produce() call finishing on the CPU, an ack arriving, a producer's timer, the
+watchdog) and touches nothing outside itself. Its only input is the acks in
+``inbox[c]``; its only output is the messages whose produce() call finished,
+in ``outgoing[c]``. Whoever drives it says how far it may go: up to a
+``horizon`` before which every ack it will ever receive is already in its
+inbox.
+
+Producer flow control, as the SDK does it:
+
+* sync: one message in flight; the next produce() waits for its ack.
+* window C: at most C in flight; a new produce() as soon as one resolves.
+* concurrent_task_limit L: after adding a task, if L or more are in flight,
+  sleep ``limiter_poll`` at a time until at most L/2 remain (poll 0 = wake at
+  the exact moment).
+* open loop: produce() at the intended (Poisson or constant) arrival times, or
+  as soon as flow control allows when late.
+
+A message times out when its ack has not been processed ``ack_wait`` after its
+produce() call; one watchdog per producer watches the oldest deadline.
+
+At one instant a client finishes its CPU job first, then takes an arriving ack,
+then fires timers, in the order they were set (a deadline is set when its
+message is created).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from .system import UNBOUNDED, System
+
+IN_FLIGHT, ACKED, TIMED_OUT = 0, 1, 2
+# producer phases
+TIMER, SENDING, BLOCKED, SLEEPING, DRAINING, DONE = range(6)
+# CPU jobs
+SEND, ACK = 0, 1
+
+
+def client_side(system: System, streams, records):
+    """Build the clients of ``system``; return ``(advance, state)``.
+
+    ``advance(c, horizon, now)`` runs client c's events that fall before
+    ``horizon`` (and any at or before ``now``) and returns the time of its next
+    own event (``inf`` if none). ``state`` exposes the queues and counters the
+    engine reads.
+    """
+    cfg = system.config
+    INF = math.inf
+    clients = system.clients
+    n_producers = system.producers
+    client_of = [system.client_of(j) for j in range(n_producers)]
+    send_cpu = cfg.client.send_cpu
+    ack_cpu = cfg.client.ack_cpu
+    ack_wait = cfg.producer.ack_wait
+    end = INF if cfg.run.duration is None else cfg.run.duration
+    cap = system.in_flight_cap
+    limit = cfg.producer.concurrent_task_limit if system.flow == "limit" else None
+    poll = cfg.producer.limiter_poll
+    messages = cfg.producer.messages
+    open_loop = cfg.producer.rate is not None
+
+    rec_producer = records.producer
+    rec_partition = records.partition
+    rec_intended = records.intended
+    rec_created = records.created
+    rec_sent = records.sent
+    rec_resolved = records.resolved
+    rec_status = records.status
+    new_message = records.new_message
+
+    cpu_free = [0.0] * clients
+    cpu_busy = [0.0] * clients
+    jobs = [deque() for _ in range(clients)]  # (done, job, m) in completion order
+    inbox = [deque() for _ in range(clients)]  # (arrival, m)
+    outgoing = [deque() for _ in range(clients)]  # (time, m): produce() returned, on to the network
+    producers_of = [[j for j in range(n_producers) if client_of[j] == c] for c in range(clients)]
+
+    remaining = [UNBOUNDED if messages is None else messages] * n_producers
+    in_flight = [0] * n_producers
+    phase = [TIMER] * n_producers
+    timer = list(streams.start_times)  # start, open-loop arrival or limiter poll; INF if none
+    # Timers due at one instant fire in the order they were set, a deadline being
+    # set when its message is created: a deadline's key is its message number,
+    # a timer's the number of messages created before it was set, less a half.
+    timer_key = [-0.5] * n_producers
+    deadline = [INF] * n_producers  # the watchdog: oldest ack deadline (INF if none)
+    deadline_key = [0] * n_producers
+    client_timer = [min(timer[j] for j in producers_of[c]) for c in range(clients)]
+    next_arrival = [0.0] * n_producers
+    gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
+    choose_next = [c.__next__ for c in streams.partitions]
+    watch = [deque() for _ in range(n_producers)]  # each producer's messages in send order
+    if open_loop:
+        for j in range(n_producers):
+            next_arrival[j] = timer[j] + gap_next[j]()
+
+    def advance(c: int, horizon: float, now: float) -> float:
+        """Run client c's own events before ``horizon`` (or at/before ``now``)."""
+        cpu, arrivals, out, mine = jobs[c], inbox[c], outgoing[c], producers_of[c]
+        if horizon > end:
+            horizon = end
+        if now >= end:
+            now = -INF
+        while True:
+            t_cpu = cpu[0][0] if cpu else INF
+            t_ack = arrivals[0][0] if arrivals else INF
+            t_timer = client_timer[c]
+            if t_cpu <= t_ack and t_cpu <= t_timer:
+                t = t_cpu
+                if t >= horizon and t > now:
+                    return t
+                _, job, m = cpu.popleft()
+                if job == ACK:
+                    acked = m
+                else:
+                    acked = -1
+                    j = send_done(m, t, c, out)
+                    if j < 0:
+                        continue
+            elif t_ack <= t_timer:
+                t = t_ack
+                if t >= horizon and t > now:
+                    return t
+                _, m = arrivals.popleft()
+                start = cpu_free[c]
+                if start < t:
+                    start = t
+                done = cpu_free[c] = start + ack_cpu
+                cpu_busy[c] += ack_cpu
+                if done != t:
+                    cpu.append((done, ACK, m))
+                    continue
+                acked = m
+            else:
+                t = t_timer
+                if t >= horizon and t > now:
+                    return t
+                acked = -1
+                j = fire_timer(c, t, mine)
+                if j < 0:
+                    continue
+
+            if acked >= 0:
+                # acked only if processed strictly before the deadline; a late ack is ignored
+                if rec_status[acked] != IN_FLIGHT or t >= rec_created[acked] + ack_wait:
+                    continue
+                rec_status[acked] = ACKED
+                rec_resolved[acked] = t
+                j = rec_producer[acked]
+                in_flight[j] -= 1
+                state = phase[j]
+                if not (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
+                    continue
+
+            # producer j may call produce() at t; then, while nothing else is due
+            # before its CPU is done, finish that call here and go on
+            while True:
+                if remaining[j] <= 0:
+                    phase[j] = DONE
+                    break
+                if in_flight[j] >= cap:
+                    phase[j] = BLOCKED
+                    break
+                if open_loop and next_arrival[j] > t:
+                    phase[j] = TIMER
+                    timer[j] = next_arrival[j]
+                    timer_key[j] = records.count - 0.5
+                    if timer[j] < client_timer[c]:
+                        client_timer[c] = timer[j]
+                    break
+                m = new_message()
+                rec_producer[m] = j
+                rec_partition[m] = choose_next[j]()
+                if open_loop:
+                    rec_intended[m] = next_arrival[j]
+                    next_arrival[j] += gap_next[j]()
+                rec_created[m] = t
+                remaining[j] -= 1
+                in_flight[j] += 1
+                watch[j].append(m)
+                if deadline[j] == INF:
+                    deadline[j] = t + ack_wait
+                    deadline_key[j] = m
+                    if deadline[j] < client_timer[c]:
+                        client_timer[c] = deadline[j]
+                start = cpu_free[c]
+                if start < t:
+                    start = t
+                done = cpu_free[c] = start + send_cpu
+                cpu_busy[c] += send_cpu
+                phase[j] = SENDING
+                if cpu or done >= horizon or done >= client_timer[c] or (arrivals and arrivals[0][0] <= done):
+                    cpu.append((done, SEND, m))
+                    break
+                t = done
+                j = send_done(m, t, c, out)
+                if j < 0:
+                    break
+
+    def send_done(m: int, t: float, c: int, out: deque) -> int:
+        """produce() of m returns at t: m goes out; the producer to go on, or -1."""
+        rec_sent[m] = t
+        out.append((t, m))
+        j = rec_producer[m]
+        # the SDK checks its task set right after adding the new task
+        if limit is not None and in_flight[j] >= limit:
+            if poll > 0:
+                phase[j] = SLEEPING
+                timer[j] = t + poll
+                timer_key[j] = records.count - 0.5
+                if t + poll < client_timer[c]:
+                    client_timer[c] = t + poll
+            else:
+                phase[j] = DRAINING
+            return -1
+        return j
+
+    def fire_timer(c: int, t: float, mine: list) -> int:
+        """The first-set timer or deadline due at t; the producer to go on, or -1."""
+        first = INF
+        for k in mine:
+            if timer[k] == t and timer_key[k] < first:
+                first, j, is_timer = timer_key[k], k, True
+            if deadline[k] == t and deadline_key[k] < first:
+                first, j, is_timer = deadline_key[k], k, False
+        ready = -1
+        if is_timer:
+            timer[j] = INF
+            if phase[j] == SLEEPING and 2 * in_flight[j] > limit:
+                timer[j] = t + poll
+                timer_key[j] = records.count - 0.5
+            else:
+                ready = j
+        else:
+            queue = watch[j]
+            freed = False
+            while queue:
+                m = queue[0]
+                if rec_status[m] != IN_FLIGHT:
+                    queue.popleft()
+                    continue
+                expiry = rec_created[m] + ack_wait
+                if expiry > t:
+                    break
+                queue.popleft()
+                rec_status[m] = TIMED_OUT
+                rec_resolved[m] = expiry
+                in_flight[j] -= 1
+                freed = True
+            if queue:
+                deadline[j] = rec_created[queue[0]] + ack_wait
+                deadline_key[j] = queue[0]
+            else:
+                deadline[j] = INF
+            state = phase[j]
+            if freed and (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
+                ready = j
+        client_timer[c] = min([timer[k] for k in mine] + [deadline[k] for k in mine])
+        return ready
+
+    state = ClientState(
+        inbox=inbox,
+        outgoing=outgoing,
+        client_of=client_of,
+        cpu_free=cpu_free,
+        cpu_busy=cpu_busy,
+        remaining=remaining,
+    )
+    return advance, state
+
+
+class ClientState:
+    """What the engine reads of the clients."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
