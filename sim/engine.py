@@ -70,6 +70,7 @@ def _run_windows(system: System) -> Records:
     records = RecordBuffer(open_loop=cfg.producer.rate is not None)
     advance, clients_state = client_side(system, streams, records)
     inbox, outgoing, client_of = clients_state.inbox, clients_state.outgoing, clients_state.client_of
+    timed_out = clients_state.timed_out
 
     clients = system.clients
     n_partitions = system.partitions
@@ -94,6 +95,12 @@ def _run_windows(system: System) -> Records:
     # the TCP window: release time of the message ``window`` places back, per connection
     released = [[-INF] * window for _ in range(clients)] if window is not None else None
     entered = [0] * clients
+    # Without timeouts a connection's pipe holds only messages in flight, so a window
+    # at least as large as what its producers may have in flight never closes.
+    gate_binds = [
+        window is not None and len(clients_state.producers_of[c]) * system.in_flight_cap > window
+        for c in range(clients)
+    ]
 
     up_free = down_free = up_busy = down_busy = 0.0
     read_free = [0.0] * clients
@@ -125,11 +132,18 @@ def _run_windows(system: System) -> Records:
                     out.clear()
                 continue
             waiting = gate[c]
+            n = entered[c]
+            if not waiting and not (gate_binds[c] or timed_out[c]):
+                # this connection cannot have a full window: every message in the pipe is
+                # still in flight (an acked one was released before its ack came back)
+                batch.extend((t, m, c, k) for k, (t, m) in enumerate(out, n))
+                entered[c] = n + len(out)
+                out.clear()
+                continue
             if out:
                 waiting.extend(out)
                 out.clear()
             ring = released[c]
-            n = entered[c]
             while waiting:
                 t, m = waiting[0]
                 release = ring[n % window]  # INF while that message is still on its way
@@ -148,32 +162,37 @@ def _run_windows(system: System) -> Records:
                 if up_free > t:
                     t = up_free
                 up_free = t = t + up_time
-                to_read[c].append((t + half_rtt, m))
                 if window is not None:
                     released[c][n % window] = t + rtt
+                if read_cpu:
+                    to_read[c].append((t + half_rtt, m))
+                else:  # the read loop takes no time: on to the partition, still in time order
+                    to_partition[rec_partition[m]].append((t + half_rtt, m))
             up_busy += len(batch) * up_time
 
         # -- the broker and the downlink -------------------------------------------
-        for c in range(clients):
-            queue = to_read[c]
-            if not queue or queue[0][0] >= until:
-                continue
-            free = read_free[c]
-            n = 0
-            while queue and queue[0][0] < until:
-                t, m = queue.popleft()
-                if free > t:
-                    t = free
-                free = t = t + read_cpu
-                to_partition[rec_partition[m]].append((t, m))
-                n += 1
-            read_free[c] = free
-            read_busy[c] += n * read_cpu
+        if read_cpu:
+            for c in range(clients):
+                queue = to_read[c]
+                if not queue or queue[0][0] >= until:
+                    continue
+                free = read_free[c]
+                n = 0
+                while queue and queue[0][0] < until:
+                    t, m = queue.popleft()
+                    if free > t:
+                        t = free
+                    free = t = t + read_cpu
+                    to_partition[rec_partition[m]].append((t, m))
+                    n += 1
+                read_free[c] = free
+                read_busy[c] += n * read_cpu
         for p in range(n_partitions):
             queue = to_partition[p]
-            if not queue:
+            if not queue or queue[0][0] >= until and not read_cpu:
                 continue
-            queue.sort()
+            if read_cpu:  # read loops may reorder messages of different connections
+                queue.sort()
             n = 0
             free = part_free[p]
             busy = 0.0
@@ -193,7 +212,8 @@ def _run_windows(system: System) -> Records:
             part_free[p] = free
             part_busy[p] += busy
         if to_downlink:
-            to_downlink.sort()
+            if n_partitions > 1:
+                to_downlink.sort()
             n = 0
             for t, m in to_downlink:
                 if t >= until:

@@ -70,7 +70,6 @@ def client_side(system: System, streams, records):
     rec_sent = records.sent
     rec_resolved = records.resolved
     rec_status = records.status
-    new_message = records.new_message
 
     cpu_free = [0.0] * clients
     cpu_busy = [0.0] * clients
@@ -94,6 +93,7 @@ def client_side(system: System, streams, records):
     gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
     choose_next = [c.__next__ for c in streams.partitions]
     watch = [deque() for _ in range(n_producers)]  # each producer's messages in send order
+    timed_out = [False] * clients  # has any message of this client timed out?
     if open_loop:
         for j in range(n_producers):
             next_arrival[j] = timer[j] + gap_next[j]()
@@ -105,119 +105,132 @@ def client_side(system: System, streams, records):
             horizon = end
         if now >= end:
             now = -INF
-        while True:
-            t_cpu = cpu[0][0] if cpu else INF
-            t_ack = arrivals[0][0] if arrivals else INF
-            t_timer = client_timer[c]
-            if t_cpu <= t_ack and t_cpu <= t_timer:
-                t = t_cpu
-                if t >= horizon and t > now:
-                    return t
-                _, job, m = cpu.popleft()
-                if job == ACK:
-                    acked = m
-                else:
-                    acked = -1
-                    j = send_done(m, t, c, out)
+        free = cpu_free[c]
+        sends = acks = 0
+        m = records.count
+        capacity = records.capacity
+        try:
+            while True:
+                t_cpu = cpu[0][0] if cpu else INF
+                t_ack = arrivals[0][0] if arrivals else INF
+                t_timer = client_timer[c]
+                if t_cpu <= t_ack and t_cpu <= t_timer:  # the CPU finishes a job
+                    t = t_cpu
+                    if t >= horizon and t > now:
+                        return t
+                    _, job, sent = cpu.popleft()
+                    if job == ACK:
+                        j = resolve(sent, t)
+                        if j < 0:
+                            continue
+                        sent = -1
+                elif t_ack <= t_timer:  # an ack arrives and queues for the CPU
+                    t = t_ack
+                    if t >= horizon and t > now:
+                        return t
+                    _, acked = arrivals.popleft()
+                    acks += 1
+                    if free > t:
+                        free += ack_cpu
+                        cpu.append((free, ACK, acked))
+                        continue
+                    free = t + ack_cpu
+                    if ack_cpu:
+                        cpu.append((free, ACK, acked))
+                        continue
+                    j = resolve(acked, t)
                     if j < 0:
                         continue
-            elif t_ack <= t_timer:
-                t = t_ack
-                if t >= horizon and t > now:
-                    return t
-                _, m = arrivals.popleft()
-                start = cpu_free[c]
-                if start < t:
-                    start = t
-                done = cpu_free[c] = start + ack_cpu
-                cpu_busy[c] += ack_cpu
-                if done != t:
-                    cpu.append((done, ACK, m))
-                    continue
-                acked = m
-            else:
-                t = t_timer
-                if t >= horizon and t > now:
-                    return t
-                acked = -1
-                j = fire_timer(c, t, mine)
-                if j < 0:
-                    continue
+                    sent = -1
+                else:  # a producer's timer or watchdog
+                    t = t_timer
+                    if t >= horizon and t > now:
+                        return t
+                    records.count = m
+                    j = fire_timer(c, t, mine)
+                    if j < 0:
+                        continue
+                    sent = -1
 
-            if acked >= 0:
-                # acked only if processed strictly before the deadline; a late ack is ignored
-                if rec_status[acked] != IN_FLIGHT or t >= rec_created[acked] + ack_wait:
-                    continue
-                rec_status[acked] = ACKED
-                rec_resolved[acked] = t
-                j = rec_producer[acked]
-                in_flight[j] -= 1
-                state = phase[j]
-                if not (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
-                    continue
+                # Alternate "produce() of ``sent`` returns at t" and "producer j may call
+                # produce() at t" for as long as nothing else falls due in between.
+                while True:
+                    if sent >= 0:
+                        rec_sent[sent] = t
+                        out.append((t, sent))
+                        j = rec_producer[sent]
+                        # the SDK checks its task set right after adding the new task
+                        if limit is not None and in_flight[j] >= limit:
+                            if poll > 0:
+                                phase[j] = SLEEPING
+                                timer[j] = t + poll
+                                timer_key[j] = m - 0.5
+                                if t + poll < client_timer[c]:
+                                    client_timer[c] = t + poll
+                            else:
+                                phase[j] = DRAINING
+                            break
+                    if remaining[j] <= 0:
+                        phase[j] = DONE
+                        break
+                    if in_flight[j] >= cap:
+                        phase[j] = BLOCKED
+                        break
+                    if open_loop and next_arrival[j] > t:
+                        phase[j] = TIMER
+                        timer[j] = next_arrival[j]
+                        timer_key[j] = m - 0.5
+                        if timer[j] < client_timer[c]:
+                            client_timer[c] = timer[j]
+                        break
+                    # produce(): a new message, on the CPU after whatever is queued there
+                    if m == capacity:
+                        records.count = m
+                        records.grow()
+                        capacity = records.capacity
+                    rec_producer[m] = j
+                    rec_partition[m] = choose_next[j]()
+                    if open_loop:
+                        rec_intended[m] = next_arrival[j]
+                        next_arrival[j] += gap_next[j]()
+                    rec_created[m] = t
+                    remaining[j] -= 1
+                    in_flight[j] += 1
+                    watch[j].append(m)
+                    if deadline[j] == INF:
+                        deadline[j] = t + ack_wait
+                        deadline_key[j] = m
+                        if deadline[j] < client_timer[c]:
+                            client_timer[c] = deadline[j]
+                    if free < t:
+                        free = t
+                    free += send_cpu
+                    sends += 1
+                    phase[j] = SENDING
+                    sent = m
+                    m += 1
+                    if cpu or free >= horizon or free >= client_timer[c] or (arrivals and arrivals[0][0] <= free):
+                        cpu.append((free, SEND, sent))
+                        break
+                    t = free  # nothing else is due first: produce() returns now
+        finally:
+            records.count = m
+            cpu_free[c] = free
+            cpu_busy[c] += sends * send_cpu + acks * ack_cpu
 
-            # producer j may call produce() at t; then, while nothing else is due
-            # before its CPU is done, finish that call here and go on
-            while True:
-                if remaining[j] <= 0:
-                    phase[j] = DONE
-                    break
-                if in_flight[j] >= cap:
-                    phase[j] = BLOCKED
-                    break
-                if open_loop and next_arrival[j] > t:
-                    phase[j] = TIMER
-                    timer[j] = next_arrival[j]
-                    timer_key[j] = records.count - 0.5
-                    if timer[j] < client_timer[c]:
-                        client_timer[c] = timer[j]
-                    break
-                m = new_message()
-                rec_producer[m] = j
-                rec_partition[m] = choose_next[j]()
-                if open_loop:
-                    rec_intended[m] = next_arrival[j]
-                    next_arrival[j] += gap_next[j]()
-                rec_created[m] = t
-                remaining[j] -= 1
-                in_flight[j] += 1
-                watch[j].append(m)
-                if deadline[j] == INF:
-                    deadline[j] = t + ack_wait
-                    deadline_key[j] = m
-                    if deadline[j] < client_timer[c]:
-                        client_timer[c] = deadline[j]
-                start = cpu_free[c]
-                if start < t:
-                    start = t
-                done = cpu_free[c] = start + send_cpu
-                cpu_busy[c] += send_cpu
-                phase[j] = SENDING
-                if cpu or done >= horizon or done >= client_timer[c] or (arrivals and arrivals[0][0] <= done):
-                    cpu.append((done, SEND, m))
-                    break
-                t = done
-                j = send_done(m, t, c, out)
-                if j < 0:
-                    break
-
-    def send_done(m: int, t: float, c: int, out: deque) -> int:
-        """produce() of m returns at t: m goes out; the producer to go on, or -1."""
-        rec_sent[m] = t
-        out.append((t, m))
-        j = rec_producer[m]
-        # the SDK checks its task set right after adding the new task
-        if limit is not None and in_flight[j] >= limit:
-            if poll > 0:
-                phase[j] = SLEEPING
-                timer[j] = t + poll
-                timer_key[j] = records.count - 0.5
-                if t + poll < client_timer[c]:
-                    client_timer[c] = t + poll
-            else:
-                phase[j] = DRAINING
+    def resolve(m: int, t: float) -> int:
+        """The ack of m is processed at t: the producer that may go on, or -1."""
+        # acked only if processed strictly before the deadline; a late ack is ignored
+        if rec_status[m] != IN_FLIGHT or t >= rec_created[m] + ack_wait:
             return -1
-        return j
+        rec_status[m] = ACKED
+        rec_resolved[m] = t
+        j = rec_producer[m]
+        in_flight[j] -= 1
+        state = phase[j]
+        if state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit):
+            return j
+        return -1
 
     def fire_timer(c: int, t: float, mine: list) -> int:
         """The first-set timer or deadline due at t; the producer to go on, or -1."""
@@ -249,6 +262,7 @@ def client_side(system: System, streams, records):
                 queue.popleft()
                 rec_status[m] = TIMED_OUT
                 rec_resolved[m] = expiry
+                timed_out[c] = True
                 in_flight[j] -= 1
                 freed = True
             if queue:
@@ -269,6 +283,8 @@ def client_side(system: System, streams, records):
         cpu_free=cpu_free,
         cpu_busy=cpu_busy,
         remaining=remaining,
+        timed_out=timed_out,
+        producers_of=producers_of,
     )
     return advance, state
 

@@ -17,7 +17,11 @@ STATUS_NAMES = ("in_flight", "acked", "timed_out")
 
 
 class RecordBuffer:
-    """Buffers the engine writes into; ``new_message()`` hands out the next index."""
+    """Buffers the engine writes into.
+
+    ``count`` messages exist; the buffers hold room for ``capacity``: whoever
+    creates message ``count`` when it equals ``capacity`` calls ``grow()`` first.
+    """
 
     def __init__(self, open_loop: bool):
         self.producer = array("i")
@@ -30,19 +34,12 @@ class RecordBuffer:
         self.status = array("b")
         self.open_loop = open_loop
         self.count = 0
-        self._capacity = 0
+        self.capacity = 0
         self._nan = array("d", [math.nan]) * CHUNK
         self._zero = array("i", [0]) * CHUNK
         self._in_flight = array("b", [IN_FLIGHT]) * CHUNK
 
-    def new_message(self) -> int:
-        m = self.count
-        if m == self._capacity:
-            self._grow()
-        self.count = m + 1
-        return m
-
-    def _grow(self) -> None:
+    def grow(self) -> None:
         self.producer.extend(self._zero)
         self.partition.extend(self._zero)
         for buffer in (self.created, self.sent, self.stored, self.resolved):
@@ -50,7 +47,7 @@ class RecordBuffer:
         if self.open_loop:
             self.intended.extend(self._nan)
         self.status.extend(self._in_flight)
-        self._capacity += CHUNK
+        self.capacity += CHUNK
 
     def finish(self, busy: dict, span: float, cut: bool) -> "Records":
         n = self.count
