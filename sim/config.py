@@ -405,6 +405,9 @@ def format_value(key: str, value: Any) -> str:
     if key.endswith("bandwidth"):
         return format_bandwidth(value)
     if key.endswith("_bytes"):
+        for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+            if value >= size and value % size == 0:
+                return f"{value // size}{unit}"
         return f"{value}B"
     return str(value)
 
