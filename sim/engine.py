@@ -63,24 +63,24 @@ def run_records(system: System, loop: str | None = None) -> Records:
     return _run_windows(system)
 
 
+def start(system: System):
+    """The pieces every loop starts from: random streams, empty records, the clients."""
+    streams = system.streams()
+    records = RecordBuffer(open_loop=system.config.producer.rate is not None)
+    advance, clients_state = client_side(system, streams, records)
+    return streams, records, advance, clients_state
+
+
 def _run_windows(system: System) -> Records:
     cfg = system.config
     INF = math.inf
-    streams = system.streams()
-    records = RecordBuffer(open_loop=cfg.producer.rate is not None)
-    advance, clients_state = client_side(system, streams, records)
+    streams, records, advance, clients_state = start(system)
     inbox, outgoing, client_of = clients_state.inbox, clients_state.outgoing, clients_state.client_of
     timed_out = clients_state.timed_out
 
     clients = system.clients
     n_partitions = system.partitions
-    rtt = cfg.link.rtt
-    half_rtt = rtt / 2
-    up_time = system.uplink_time
-    down_time = system.downlink_time
-    window = system.uplink_window
-    read_cpu = cfg.broker.read_cpu
-    end = INF if cfg.run.duration is None else cfg.run.duration
+    rtt, half_rtt, up_time, down_time, window, read_cpu, end = system.path_times
     width = lookahead(system)
     rec_producer, rec_partition, rec_stored = records.producer, records.partition, records.stored
     service_next = [s.__next__ for s in streams.service]
@@ -189,10 +189,12 @@ def _run_windows(system: System) -> Records:
                 read_busy[c] += n * read_cpu
         for p in range(n_partitions):
             queue = to_partition[p]
-            if not queue or queue[0][0] >= until and not read_cpu:
+            if not queue:
                 continue
             if read_cpu:  # read loops may reorder messages of different connections
                 queue.sort()
+            if queue[0][0] >= until:
+                continue
             n = 0
             free = part_free[p]
             busy = 0.0
@@ -248,16 +250,18 @@ def _run_windows(system: System) -> Records:
         if start < until:
             start = until
 
+    return finish(
+        records, clients_state, cut, end, [up_free, down_free, *read_free, *part_free],
+        {"uplink": [up_busy], "read_loop": read_busy, "partition": part_busy, "downlink": [down_busy]},
+    )
+
+
+def finish(records: RecordBuffer, clients, cut: bool, end: float, free: list, busy: dict) -> Records:
+    """Close the records: ``free`` lists the network and broker servers' busy-until
+    times, ``busy`` their busy seconds by station."""
     if cut:
         span = end
     else:  # when the last server fell idle (every ack, even a late one, ends on a client CPU)
-        span = max([up_free, down_free, *clients_state.cpu_free, *read_free, *part_free])
-    unfinished = any(r > 0 for r in clients_state.remaining) or IN_FLIGHT in records.status[: records.count]
-    busy = {
-        "client_cpu": clients_state.cpu_busy,
-        "uplink": [up_busy],
-        "read_loop": read_busy,
-        "partition": part_busy,
-        "downlink": [down_busy],
-    }
-    return records.finish(busy, span, cut and unfinished)
+        span = max(free + clients.cpu_free)
+    unfinished = any(r > 0 for r in clients.remaining) or IN_FLIGHT in records.status[: records.count]
+    return records.finish({"client_cpu": clients.cpu_busy, **busy}, span, cut and unfinished)

@@ -26,31 +26,24 @@ from collections import deque
 from heapq import heappop, heappush
 from itertools import count
 
-from .model.clients import client_side
-from .model.records import IN_FLIGHT, RecordBuffer, Records
+from .model.records import Records
 from .model.system import System
 
 UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
 
 
 def run_events(system: System) -> Records:
+    from .engine import finish, start
+
     cfg = system.config
     INF = math.inf
-    streams = system.streams()
-    records = RecordBuffer(open_loop=cfg.producer.rate is not None)
-    advance, state = client_side(system, streams, records)
+    streams, records, advance, state = start(system)
     inbox, outgoing, client_of = state.inbox, state.outgoing, state.client_of
     rec_producer, rec_partition, rec_stored = records.producer, records.partition, records.stored
 
     clients = system.clients
     n_partitions = system.partitions
-    rtt = cfg.link.rtt
-    half_rtt = rtt / 2
-    up_time = system.uplink_time
-    down_time = system.downlink_time
-    window = system.uplink_window
-    read_cpu = cfg.broker.read_cpu
-    end = INF if cfg.run.duration is None else cfg.run.duration
+    rtt, half_rtt, up_time, down_time, window, read_cpu, end = system.path_times
 
     heap: list = []
     push = heappush
@@ -201,16 +194,8 @@ def run_events(system: System) -> Records:
         else:  # GATE_UP
             reopen(x, now)
 
-    if cut:
-        span = end
-    else:  # when the last server fell idle (every ack, even a late one, ends on a client CPU)
-        span = max([station["up_free"], station["down_free"], *state.cpu_free, *read_free, *part_free])
-    unfinished = any(r > 0 for r in state.remaining) or IN_FLIGHT in records.status[: records.count]
-    busy = {
-        "client_cpu": state.cpu_busy,
-        "uplink": [station["up_busy"]],
-        "read_loop": read_busy,
-        "partition": part_busy,
-        "downlink": [station["down_busy"]],
-    }
-    return records.finish(busy, span, cut and unfinished)
+    return finish(
+        records, state, cut, end, [station["up_free"], station["down_free"], *read_free, *part_free],
+        {"uplink": [station["up_busy"]], "read_loop": read_busy, "partition": part_busy,
+         "downlink": [station["down_busy"]]},
+    )

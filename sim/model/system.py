@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from ..config import SimConfig
 from .partitioning import chooser
@@ -40,6 +40,18 @@ def window_in_messages(window_bytes: float, message_bytes: int) -> int | None:
     if math.isinf(window_bytes) or message_bytes == 0:
         return None
     return max(1, int(window_bytes // message_bytes))
+
+
+class PathTimes(NamedTuple):
+    """Per-message times of the path from the uplink to the clients, as the loops use them."""
+
+    rtt: float
+    half_rtt: float
+    uplink_time: float
+    downlink_time: float
+    uplink_window: int | None
+    read_cpu: float
+    end: float  # run.duration, or inf
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,15 @@ class System:
         release one RTT after leaving it. Acks, ~7 times smaller, travel the other
         way without a window: the reverse direction is never the tighter one."""
         return window_in_messages(self.window_bytes, self.message_bytes)
+
+    @property
+    def path_times(self) -> PathTimes:
+        cfg = self.config
+        end = math.inf if cfg.run.duration is None else cfg.run.duration
+        return PathTimes(
+            cfg.link.rtt, cfg.link.rtt / 2, self.uplink_time, self.downlink_time, self.uplink_window,
+            cfg.broker.read_cpu, end,
+        )
 
     # -- capacities --------------------------------------------------------
     @cached_property
