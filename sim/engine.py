@@ -63,7 +63,7 @@ def run_records(system: System, loop: str | None = None) -> Records:
     return _run_windows(system)
 
 
-def start(system: System):
+def begin_run(system: System):
     """The pieces every loop starts from: random streams, empty records, the clients."""
     streams = system.streams()
     records = RecordBuffer(open_loop=system.config.producer.rate is not None)
@@ -74,7 +74,7 @@ def start(system: System):
 def _run_windows(system: System) -> Records:
     cfg = system.config
     INF = math.inf
-    streams, records, advance, clients_state = start(system)
+    streams, records, advance, clients_state = begin_run(system)
     inbox, outgoing, client_of = clients_state.inbox, clients_state.outgoing, clients_state.client_of
     timed_out = clients_state.timed_out
 

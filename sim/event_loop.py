@@ -33,11 +33,11 @@ UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
 
 
 def run_events(system: System) -> Records:
-    from .engine import finish, start
+    from .engine import begin_run, finish
 
     cfg = system.config
     INF = math.inf
-    streams, records, advance, state = start(system)
+    streams, records, advance, state = begin_run(system)
     inbox, outgoing, client_of = state.inbox, state.outgoing, state.client_of
     rec_producer, rec_partition, rec_stored = records.producer, records.partition, records.stored
 
