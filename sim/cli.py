@@ -59,10 +59,36 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--timeseries-csv", metavar="FILE", help="also write the per-bin time series as CSV")
     simulate.set_defaults(func=cmd_simulate)
 
-    listing = commands.add_parser(
-        "list", help="list configuration keys", description="List every configuration key with its default."
+    scenario = commands.add_parser(
+        "scenario",
+        help="run one scenario: its table (CSV) and figure (PNG)",
+        description="Run one of the article's scenarios (`sim list scenarios` names them) and write "
+        "NAME.csv and NAME.png.",
     )
-    listing.add_argument("what", nargs="?", choices=["keys"], default="keys", help="what to list (default: keys)")
+    scenario.add_argument("name", help="the scenario")
+    scenario.add_argument("--quick", action="store_true", help="the small variant (a few seconds)")
+    scenario.add_argument("--out", default=".", metavar="DIR", help="where to write NAME.csv and NAME.png (default: .)")
+    scenario.add_argument("--from-csv", metavar="FILE", help="redraw the figure from a saved table instead of simulating")
+    scenario.add_argument("--workers", type=int, metavar="N", help="processes to use (default: one per core)")
+    scenario.set_defaults(func=cmd_scenario)
+
+    figures = commands.add_parser(
+        "figures",
+        help="regenerate every scenario's figure",
+        description="Run every scenario and write its table and figure, byte for byte reproducible.",
+    )
+    figures.add_argument("--quick", action="store_true", help="the small variants (for a preview or a test)")
+    figures.add_argument("--out", metavar="DIR", help="default: figures/ (figures/quick/ with --quick)")
+    figures.add_argument("--workers", type=int, metavar="N", help="processes to use (default: one per core)")
+    figures.set_defaults(func=cmd_figures)
+
+    listing = commands.add_parser(
+        "list",
+        help="list scenarios and configuration keys",
+        description="List the scenarios and every configuration key with its default.",
+    )
+    listing.add_argument("what", nargs="?", choices=["all", "scenarios", "keys"], default="all",
+                         help="what to list (default: all)")
     listing.set_defaults(func=cmd_list)
     return parser
 
@@ -100,14 +126,59 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from . import scenarios
+
+    scenarios.get(args.name)
+    if args.from_csv:
+        frame = scenarios.read_table(args.from_csv)
+    else:
+        frame = scenarios.table(args.name, quick=args.quick, workers=_workers(args))
+    csv, png = scenarios.write(args.name, frame, args.out)
+    print(f"{args.name}: wrote {csv} and {png}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    import time
+
+    from . import scenarios
+
+    out = args.out or ("figures/quick" if args.quick else "figures")
+    for name in scenarios.names():
+        start = time.perf_counter()
+        frame = scenarios.table(name, quick=args.quick, workers=_workers(args))
+        csv, png = scenarios.write(name, frame, out)
+        print(f"{name:<12} {time.perf_counter() - start:6.1f} s  {png}")
+    return 0
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    from .config import InputError
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers = {args.workers}: must be at least 1")
+    return args.workers
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    from . import scenarios
     from .config import describe_keys
 
-    rows = describe_keys()
-    width = max(len(r["key"]) for r in rows)
-    dwidth = max(len(r["default"]) for r in rows)
-    for r in rows:
-        print(f"{r['key']:<{width}}  {r['default']:<{dwidth}}  {r['meaning']}")
+    if args.what in ("all", "scenarios"):
+        if args.what == "all":
+            print("scenarios (sim scenario NAME):")
+        for name, title in scenarios.describe():
+            print(f"  {name:<12}  {title}" if args.what == "all" else f"{name:<12}  {title}")
+    if args.what in ("all", "keys"):
+        if args.what == "all":
+            print("\nkeys (sim simulate --set KEY=VALUE):")
+        rows = describe_keys()
+        width = max(len(r["key"]) for r in rows)
+        dwidth = max(len(r["default"]) for r in rows)
+        indent = "  " if args.what == "all" else ""
+        for r in rows:
+            print(f"{indent}{r['key']:<{width}}  {r['default']:<{dwidth}}  {r['meaning']}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import SimConfig
 from .model.system import System
-from .results import Result
+from .results import SATURATED, Result
 from .units import format_bandwidth, format_duration
 
 STATION_NAMES = {
@@ -14,7 +14,6 @@ STATION_NAMES = {
     "partition": "partition stage (lock)",
     "downlink": "downlink bandwidth",
 }
-SATURATED = 0.9
 
 
 def describe_system(config: SimConfig) -> str:

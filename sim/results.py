@@ -23,6 +23,7 @@ from .config import SimConfig
 from .engine import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
+SATURATED = 0.9  # busy fraction from which a station counts as the bottleneck
 
 
 def latency_stats_ms(latency_s: np.ndarray) -> dict[str, float | None]:
@@ -98,8 +99,13 @@ class Result:
         }
         if self.config.producer.rate is not None:
             out["latency_from_intended_ms"] = latency_stats_ms((a["resolved"] - a["intended"])[acked])
-        out["utilisation"] = self.utilisation
-        out["bottleneck"] = max(self.utilisation, key=self.utilisation.get) if self.utilisation else None
+        util = self.utilisation
+        busiest = max(util, key=util.get) if util else None
+        out["utilisation"] = util
+        out["busiest_station"] = busiest
+        # a station is the bottleneck only when it is (nearly) always busy; otherwise
+        # flow control, round trips or the offered load set the pace
+        out["bottleneck"] = busiest if busiest is not None and util[busiest] >= SATURATED else None
         out["simulated_s"] = self.records.span
         return out
 
