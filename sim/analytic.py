@@ -184,3 +184,207 @@ def fit_usl(n: Sequence[float], x: Sequence[float]) -> USLFit:
             if damping > 1e12:
                 break
     return USLFit(float(theta[0]), float(theta[1]), float(theta[2]))
+
+
+# -- operational bounds ------------------------------------------------------------
+
+QUEUE, DELAY = "queue", "delay"
+
+
+@dataclass(frozen=True)
+class Station:
+    """One server of the closed loop a message travels: ``demand`` seconds of its
+    service per message of the whole system (visits x service time)."""
+
+    name: str
+    demand: float
+    kind: str = QUEUE
+
+
+def stations(config: SimConfig | System) -> list[Station]:
+    """Every server a message may use, with its demand per message of the whole system.
+
+    Clients and their connections are symmetric (each carries 1/clients of the
+    messages); partitions carry their long-run share. The connection's TCP
+    window is not a server, but it bounds each connection to window / RTT
+    messages per second, which reads as a demand of RTT / window.
+    """
+    s = _system(config)
+    cfg = s.config
+    k = s.clients
+    out = []
+    for c in range(k):
+        out.append(Station(f"client_cpu[{c}]", (cfg.client.send_cpu + cfg.client.ack_cpu) / k))
+    out.append(Station("uplink", s.uplink_time))
+    if s.uplink_window is not None and cfg.link.rtt > 0:
+        for c in range(k):
+            out.append(Station(f"connection[{c}]", cfg.link.rtt / s.uplink_window / k))
+    for c in range(k):
+        out.append(Station(f"read_loop[{c}]", cfg.broker.read_cpu / k))
+    for p, share in enumerate(s.partition_shares):
+        out.append(Station(f"partition[{p + 1}]", cfg.broker.service_time * share))
+    out.append(Station("downlink", s.downlink_time))
+    return out
+
+
+def population(config: SimConfig | System) -> float:
+    """Most messages the producers may have in flight at once (inf if unbounded)."""
+    s = _system(config)
+    cap = s.in_flight_cap
+    return math.inf if cap >= 1 << 62 else float(s.producers * cap)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Asymptotic bounds of the closed loop: X(C) <= min(C / (D + Z), 1 / D_max)."""
+
+    demands: dict[str, float]  # by station kind: the busiest server's demand
+    total_demand: float  # D: service per message along its path
+    delay: float  # Z: propagation, where nothing queues
+    bottleneck: str  # the station kind with the largest demand
+    max_demand: float  # D_max
+    population: float  # C: messages in flight at most
+
+    @property
+    def max_throughput(self) -> float:
+        """1 / D_max: no population gets more through the bottleneck."""
+        return math.inf if self.max_demand == 0 else 1 / self.max_demand
+
+    @property
+    def knee(self) -> float:
+        """C* = (D + Z) / D_max: below it throughput grows linearly with C, above it the bottleneck caps it."""
+        return math.inf if self.max_demand == 0 else (self.total_demand + self.delay) / self.max_demand
+
+    def throughput(self, population: float | None = None) -> float:
+        c = self.population if population is None else population
+        trip = self.total_demand + self.delay
+        linear = math.inf if trip == 0 else c / trip
+        return min(linear, self.max_throughput)
+
+    def response(self, population: float | None = None) -> float:
+        """R(C) >= max(D, C D_max - Z): time in the queueing stations."""
+        c = self.population if population is None else population
+        return max(self.total_demand, c * self.max_demand - self.delay)
+
+
+def bounds(config: SimConfig | System, population_override: float | None = None) -> Bounds:
+    """Service demands, the bottleneck and the asymptotic bounds of ``config``."""
+    s = _system(config)
+    all_stations = stations(s)
+    by_kind: dict[str, float] = {}
+    for station in all_stations:
+        kind = station.name.split("[")[0]
+        by_kind[kind] = max(by_kind.get(kind, 0.0), station.demand)
+    # the connection's window is a bound, not a server on the path
+    total = sum(st.demand for st in all_stations if not st.name.startswith("connection"))
+    bottleneck = max(by_kind, key=by_kind.get)
+    return Bounds(
+        demands=by_kind,
+        total_demand=total,
+        delay=s.config.link.rtt,
+        bottleneck=bottleneck,
+        max_demand=by_kind[bottleneck],
+        population=population(s) if population_override is None else population_override,
+    )
+
+
+# -- exact mean value analysis ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MVAResult:
+    """Throughput (per class), response time (per class, queueing stations only)
+    and mean queue length per station."""
+
+    throughput: tuple[float, ...]
+    response: tuple[float, ...]
+    queue: dict[str, float]
+
+    @property
+    def total_throughput(self) -> float:
+        return float(sum(self.throughput))
+
+
+def mva(demands: dict[str, float], delay: float, customers: int) -> MVAResult:
+    """Exact single-class MVA: queueing stations with ``demands`` (seconds per
+    visit cycle) and a delay station of ``delay`` seconds, ``customers`` in the loop."""
+    return mva_multiclass({name: (d,) for name, d in demands.items()}, (delay,), (customers,))
+
+
+def mva_multiclass(
+    demands: dict[str, Sequence[float]], delays: Sequence[float], populations: Sequence[int]
+) -> MVAResult:
+    """Exact multi-class MVA over all population vectors.
+
+    ``demands[station][c]`` is class c's demand at a queueing station (0 if it
+    never goes there), ``delays[c]`` its think time at the delay station and
+    ``populations[c]`` how many of it circulate. For product-form networks
+    (first-come first-served stations with exponential service, any delay
+    distribution) the results are exact.
+    """
+    names = list(demands)
+    d = np.array([list(demands[name]) for name in names], dtype=float).reshape(len(names), len(populations))
+    z = np.asarray(delays, dtype=float)
+    pops = tuple(int(p) for p in populations)
+    classes = len(pops)
+    if any(p < 0 for p in pops) or z.shape != (classes,):
+        raise ValueError("mva needs one delay and a non-negative population per class")
+    # queue lengths per station for every population vector, filled in order of total population
+    shape = tuple(p + 1 for p in pops)
+    queues = np.zeros(shape + (len(names),))
+    throughput = np.zeros(classes)
+    response = np.zeros(classes)
+    for total in range(1, sum(pops) + 1):
+        for vector in _vectors(pops, total):
+            r = np.zeros((len(names), classes))
+            for c in range(classes):
+                if vector[c] == 0:
+                    continue
+                before = list(vector)
+                before[c] -= 1
+                r[:, c] = d[:, c] * (1 + queues[tuple(before)])
+            cycle = z + r.sum(axis=0)
+            x = np.divide(vector, cycle, out=np.zeros(classes), where=cycle > 0)
+            queues[vector] = r @ x
+            if vector == pops:
+                throughput, response = x, r.sum(axis=0)
+    final = queues[pops]
+    return MVAResult(tuple(map(float, throughput)), tuple(map(float, response)),
+                     {name: float(q) for name, q in zip(names, final)})
+
+
+def _vectors(pops: tuple[int, ...], total: int):
+    """Population vectors n <= pops (elementwise) with sum(n) = total."""
+    if len(pops) == 1:
+        if total <= pops[0]:
+            yield (total,)
+        return
+    for first in range(min(pops[0], total) + 1):
+        for rest in _vectors(pops[1:], total - first):
+            yield (first,) + rest
+
+
+def mva_for(config: SimConfig | System) -> MVAResult:
+    """MVA of the closed loop the producers' windows make, one class per client.
+
+    Each client's producers form a class of producers x window customers (1
+    each when sync); they visit their own client's CPU and read loop, and
+    share the uplink, the partitions (by their long-run share) and the
+    downlink; propagation is the delay. The TCP window and the SDK limiter's
+    poll are left out: the loop is what a fixed window makes.
+    """
+    s = _system(config)
+    cfg = s.config
+    if s.flow not in ("sync", "window"):
+        raise ValueError("mva_for models a fixed window (or sync): set producer.window")
+    k = s.clients
+    per_class = s.producers_per_client * s.in_flight_cap
+    demands: dict[str, list[float]] = {}
+    for c in range(k):
+        demands[f"client_cpu[{c}]"] = [cfg.client.send_cpu + cfg.client.ack_cpu if i == c else 0.0 for i in range(k)]
+        demands[f"read_loop[{c}]"] = [cfg.broker.read_cpu if i == c else 0.0 for i in range(k)]
+    demands["uplink"] = [s.uplink_time] * k
+    for p, share in enumerate(s.partition_shares):
+        demands[f"partition[{p + 1}]"] = [cfg.broker.service_time * share] * k
+    demands["downlink"] = [s.downlink_time] * k
+    return mva_multiclass(demands, [cfg.link.rtt] * k, [per_class] * k)

@@ -82,6 +82,47 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--workers", type=int, metavar="N", help="processes to use (default: one per core)")
     figures.set_defaults(func=cmd_figures)
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a grid of configs with replications",
+        description="Run the sweep a TOML file describes ([base] overrides, [factors] lists, replications, "
+        "seed, output) and write its tidy table as CSV. See sim/examples/limit-sweep.toml.",
+    )
+    sweep.add_argument("file", metavar="FILE.toml", help="the sweep")
+    sweep.add_argument("--out", metavar="FILE.csv", help="where to write the table (default: the file's output, "
+                       "else sweep.csv)")
+    sweep.add_argument("--workers", type=int, metavar="N", help="processes (default: one per core)")
+    sweep.add_argument("--backend", choices=["local", "dask"], default="local",
+                       help="local process pool (default) or a Dask distributed cluster")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: the scheduler to use "
+                       "(default: start a LocalCluster on this machine)")
+    sweep.add_argument("--no-cache", action="store_true", help="recompute every run instead of reusing cached ones")
+    sweep.add_argument("--cache-dir", default=".sim-cache", metavar="DIR", help="where runs are cached (default: .sim-cache)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    planner = commands.add_parser(
+        "plan",
+        help="find the cheapest system that reaches a target rate",
+        description="Which processes, producers per process, partitions and in-flight limit reach --rate "
+        "messages/s with no timeouts (and the --p99 bound)? Analytic bounds prune, simulation confirms; the "
+        "recommendation is the cheapest (fewest processes, then partitions). Exit code 1 when nothing reaches "
+        "the target. With --max-rate: the highest rate the --set config sustains.",
+    )
+    planner.add_argument("--rate", type=float, metavar="MSG/S", help="target messages per second, all producers together")
+    planner.add_argument("--rtt", metavar="DURATION", help="round trip to the broker, e.g. 80ms")
+    planner.add_argument("--payload", metavar="SIZE", help="payload per message (default 512B)")
+    planner.add_argument("--p99", metavar="DURATION", help="p99 latency bound, from each message's intended send time")
+    planner.add_argument("--ack-wait", metavar="DURATION", help="the SDK's ack_wait (default 15s)")
+    planner.add_argument("--bandwidth", metavar="RATE", help="link bandwidth, e.g. 100Mbit/s (default 1Gbit/s)")
+    planner.add_argument("--loss", metavar="P", help="packet loss rate (default 0)")
+    planner.add_argument("--max-producers", type=int, default=32, metavar="N", help="most producers in all (default 32)")
+    planner.add_argument("--max-processes", type=int, default=16, metavar="N", help="most processes (default 16)")
+    planner.add_argument("--max-rate", action="store_true", help="find the highest rate the --set config sustains")
+    _add_config_options(planner)
+    planner.add_argument("--json", action="store_true", help="print one JSON object")
+    planner.add_argument("--workers", type=int, metavar="N", help="processes to simulate on (default: one per core)")
+    planner.set_defaults(func=cmd_plan)
+
     listing = commands.add_parser(
         "list",
         help="list scenarios and configuration keys",
@@ -153,6 +194,108 @@ def cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .config import InputError
+    from .sweep import load, run_sweep, summarize
+
+    sweep = load(args.file)
+    if args.scheduler and args.backend != "dask":
+        raise InputError(f"--scheduler = {args.scheduler}: needs --backend dask")
+    table = run_sweep(sweep, workers=_workers(args), backend=args.backend, scheduler=args.scheduler,
+                      cache=None if args.no_cache else args.cache_dir)
+    out = args.out or sweep.output or "sweep.csv"
+    table.to_csv(out, index=False, float_format="%.9g")
+    points = summarize(table, list(sweep.factors))
+    print(f"{len(table)} runs ({len(points)} points x {sweep.replications} replications) -> {out}")
+    for row in points.to_dict("records"):
+        factors = "  ".join(f"{k}={row[k]}" for k in sweep.factors)
+        p99 = row.get("latency_p99_ms_mean")
+        print(f"  {factors}:  {row['throughput_msgs_per_s_mean']:,.0f} +/- {_ci(row['throughput_msgs_per_s_ci95'])} msg/s,"
+              f"  p99 {p99:,.1f} ms,  timed out {row['timed_out_mean']:,.1f}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .config import InputError, build_config, parse_assignments
+    from .units import parse_duration
+
+    overrides = load_overrides(args)
+    for flag, key in (("rtt", "link.rtt"), ("payload", "producer.payload_bytes"), ("ack_wait", "producer.ack_wait"),
+                      ("bandwidth", "link.bandwidth"), ("loss", "link.loss")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides[key] = value
+    build_config(overrides)  # bad values fail here, naming the key
+    p99 = None
+    if args.p99 is not None:
+        try:
+            p99 = parse_duration(args.p99)
+        except ValueError as exc:
+            raise InputError(f"--p99 = {args.p99}: {exc}") from None
+    if args.max_rate:
+        return _plan_max_rate(build_config(overrides), p99, args.json)
+    if args.rate is None:
+        raise InputError("--rate: give the target rate in messages per second (or use --max-rate)")
+    from .plan import Request, plan
+
+    request = Request(rate=args.rate, overrides=overrides, p99=p99, max_producers=args.max_producers,
+                      max_processes=args.max_processes, seed=build_config(overrides).run.seed)
+    result = plan(request, workers=_workers(args))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, allow_nan=False))
+    else:
+        print(_format_plan(result))
+    return 0 if result.feasible else 1
+
+
+def _plan_max_rate(config, p99, as_json: bool) -> int:
+    from .plan import max_rate
+
+    found = max_rate(config, p99=p99)
+    if as_json:
+        print(json.dumps({"max_rate_msgs_per_s": found.rate, "at_max": found.outcome,
+                          "probes": [{"rate": r, "held": h} for r, h in found.probes]}, indent=2, allow_nan=False))
+        return 0 if found.rate > 0 else 1
+    if found.rate <= 0:
+        print("no rate held: even a trickle times out or misses the bound")
+        return 1
+    o = found.outcome
+    print(f"highest sustainable rate: {found.rate:,.0f} msg/s (all producers), p99 {o['p99_ms']:,.1f} ms, "
+          f"busiest: {o['bottleneck']} at {o['busiest_utilisation']:.0%}")
+    print(f"probed: " + ", ".join(f"{r:,.0f}{'' if h else ' (failed)'}" for r, h in found.probes))
+    return 0
+
+
+def _format_plan(result) -> str:
+    request = result.request
+    lines = [f"target: {request.rate:,.0f} msg/s" + (f", p99 <= {request.p99 * 1e3:,.0f} ms" if request.p99 else "")
+             + f"; {sum(1 for c in result.candidates if c.pruned)} of {len(result.candidates)} combinations ruled "
+             "out by analytic bounds, these simulated:"]
+    lines.append(f"  {'proc':>4} {'prod/proc':>9} {'parts':>5} {'limit':>6} {'msg/s':>10} {'p99 ms':>9} "
+                 f"{'timeouts':>8}  busiest")
+    for c in [c for c in result.candidates if c.outcome is not None]:
+        o = c.outcome
+        mark = "  <- meets the target" if c.holds else ""
+        lines.append(f"  {c.processes:>4} {c.producers_per_process:>9} {c.partitions:>5} "
+                     f"{'none' if c.limit is None else c.limit:>6} {o['throughput_msgs_per_s']:>10,.0f} "
+                     f"{o['p99_ms']:>9,.1f} {o['timed_out']:>8}  {o['bottleneck']} "
+                     f"{o['busiest_utilisation']:.0%}{mark}")
+    if result.recommendation is not None:
+        r = result.recommendation
+        lines.append(f"recommendation: {r.processes} process(es) x {r.producers_per_process} producer(s), "
+                     f"{r.partitions} partition(s), concurrent_task_limit {'none' if r.limit is None else r.limit}")
+        settings = " ".join(f"--set {k}={'none' if v is None else v}" for k, v in r.settings.items())
+        lines.append(f"reproduce: sim simulate {settings}")
+    else:
+        lines.append(f"no plan: {result.reason}.")
+        lines.append(f"the most that system sustains: {result.best_rate:,.0f} msg/s")
+    return "\n".join(lines)
+
+
+def _ci(value: float) -> str:
+    return "-" if value != value else f"{value:,.0f}"
+
+
 def _workers(args: argparse.Namespace) -> int | None:
     from .config import InputError
 
@@ -192,6 +335,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"sim: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader went away (sim ... | head): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("sim: interrupted", file=sys.stderr)
         return 130

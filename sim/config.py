@@ -46,8 +46,18 @@ class ConfigError(InputError):
         shown = "none" if value is None else value if isinstance(value, str) else repr(value)
         super().__init__(f"{key} = {shown}: {problem}")
 
+    def __reduce__(self):  # picklable, so errors raised in worker processes come back whole
+        return (ConfigError, (self.key, self.value, self.problem))
 
-_NO_VALUE = object()
+
+class _NoValue:
+    """Marks a ConfigError about a key, not a value."""
+
+    def __reduce__(self):
+        return "_NO_VALUE"
+
+
+_NO_VALUE = _NoValue()
 
 
 def _none_words(value: Any) -> Any:
@@ -313,7 +323,6 @@ class SimConfig(_Group):
     @model_validator(mode="after")
     def _consistent(self) -> "SimConfig":
         p = self.producer
-        explicit = p.model_fields_set
         if p.mode == "sync":
             for key in ("window", "concurrent_task_limit"):
                 if getattr(p, key) is not None:
@@ -330,9 +339,10 @@ class SimConfig(_Group):
             raise ConfigError(
                 "producer.partition", p.partition, f"must be at most broker.partitions ({self.broker.partitions})"
             )
-        if "arrivals" in explicit and p.rate is None:
+        # settings that would silently do nothing (a default value may be spelled out)
+        if p.arrivals != "poisson" and p.rate is None:
             raise ConfigError("producer.arrivals", p.arrivals, "applies only when producer.rate is set")
-        if "service_cv" in self.broker.model_fields_set and self.broker.service_dist != "lognormal":
+        if self.broker.service_cv != 1.0 and self.broker.service_dist != "lognormal":
             raise ConfigError(
                 "broker.service_cv",
                 self.broker.service_cv,

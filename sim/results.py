@@ -186,6 +186,23 @@ class Result:
         return {**self.summary, "config": self.config.flat()}
 
 
+def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary as one flat row: ``latency_ms.p99`` becomes ``latency_p99_ms``,
+    ``utilisation.uplink`` becomes ``utilisation_uplink``."""
+    row: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key in ("latency_ms", "latency_from_intended_ms"):
+            stem = key[: -len("_ms")]
+            for name, v in value.items():
+                row[f"{stem}_{name}_ms".replace("latency_from_intended", "latency_intended")] = v
+        elif key == "utilisation":
+            for name, v in value.items():
+                row[f"utilisation_{name}"] = v
+        else:
+            row[key] = value
+    return row
+
+
 def run(config: SimConfig | None = None, **overrides: Any) -> Result:
     """Simulate ``config`` (defaults if None) with optional dotted-key overrides.
 

@@ -49,29 +49,13 @@ def describe() -> list[tuple[str, str]]:
 
 
 def measure(point: Point) -> dict[str, Any]:
-    """Run one point; its labels plus the run's headline numbers."""
+    """Run one point: its labels, then every number of the run's summary, flattened."""
     from ..config import build_config
-    from ..results import run
+    from ..results import flat_summary, run
 
-    s = run(build_config(point.overrides)).summary
-    latency = s["latency_ms"]
-    return {
-        **point.labels,
-        "sent": s["sent"],
-        "acked": s["acked"],
-        "timed_out": s["timed_out"],
-        "ghosts": s["ghosts"],
-        "stored": s["stored"],
-        "in_flight": s["in_flight"],
-        "makespan_s": s["makespan_s"],
-        "throughput_msgs_per_s": s["throughput_msgs_per_s"],
-        "latency_p50_ms": latency["p50"],
-        "latency_p99_ms": latency["p99"],
-        "latency_max_ms": latency["max"],
-        "bottleneck": s["bottleneck"],
-        "busiest_station": s["busiest_station"],
-        "client_cpu_busy": s["utilisation"].get("client_cpu"),
-    }
+    row = flat_summary(run(build_config(point.overrides)).summary)
+    row["client_cpu_busy"] = row.get("utilisation_client_cpu")
+    return {**point.labels, **row}
 
 
 def table(name: str, quick: bool = False, workers: int | None = None, progress: bool | None = None):
