@@ -49,18 +49,23 @@ def lookahead(system: System) -> float:
 
 
 def run_records(system: System, loop: str | None = None) -> Records:
-    """Simulate ``system`` once; ``loop`` forces "windows" or "events"."""
-    if loop is None:
-        loop = "windows" if lookahead(system) > 0 else "events"
-    if loop == "events":
+    """Simulate ``system`` once.
+
+    By default: the window loop, its network computed with numpy when windows
+    carry many messages, and the event loop when there is no lookahead.
+    ``loop`` forces one: "events", "windows" (the network message by message)
+    or "vectors" (the network with numpy).
+    """
+    if loop not in (None, "events", "windows", "vectors"):
+        raise ValueError(f"unknown loop {loop!r}")
+    if loop == "events" or (loop is None and lookahead(system) <= 0):
         from .event_loop import run_events
 
         return run_events(system)
-    if loop != "windows":
-        raise ValueError(f"unknown loop {loop!r}")
     if lookahead(system) <= 0:
         raise ValueError("the window loop needs a lookahead > 0 (a round trip or a finite bandwidth)")
-    return _run_windows(system)
+    network = {None: None, "windows": "scalar", "vectors": "vector"}[loop]
+    return _run_windows(system, network)
 
 
 def begin_run(system: System):
@@ -71,44 +76,35 @@ def begin_run(system: System):
     return streams, records, advance, clients_state
 
 
-def _run_windows(system: System) -> Records:
+def expected_batch(system: System) -> float:
+    """About how many messages one window carries: the bound on throughput times the lookahead."""
+    from .analytic import bounds
+
+    rate = bounds(system).throughput()
+    cfg = system.config
+    if cfg.producer.rate is not None:
+        rate = min(rate, cfg.producer.rate * system.producers)
+    return rate * lookahead(system)
+
+
+VECTOR_BATCH = 32  # from this many messages per window on, the network is computed with numpy
+
+
+def _run_windows(system: System, network: str | None = None) -> Records:
+    from .model.network import ScalarNetwork, VectorNetwork
+
     cfg = system.config
     INF = math.inf
     streams, records, advance, clients_state = begin_run(system)
-    inbox, outgoing, client_of = clients_state.inbox, clients_state.outgoing, clients_state.client_of
-    timed_out = clients_state.timed_out
-
+    if network is None:
+        network = "vector" if expected_batch(system) >= VECTOR_BATCH else "scalar"
+    net = {"scalar": ScalarNetwork, "vector": VectorNetwork}[network](system, streams, records, clients_state)
+    outgoing = clients_state.outgoing
     clients = system.clients
-    n_partitions = system.partitions
-    rtt, half_rtt, up_time, down_time, window, read_cpu, end = system.path_times
+    end = INF if cfg.run.duration is None else cfg.run.duration
     width = lookahead(system)
-    rec_producer, rec_partition, rec_stored = records.producer, records.partition, records.stored
-    service_next = [s.__next__ for s in streams.service]
-    deterministic = cfg.broker.service_dist == "deterministic"
-    service_time = cfg.broker.service_time
 
-    # waiting between stations: (time, m), each connection's in time order
-    gate = [deque() for _ in range(clients)]  # produce() done, waiting for the TCP window
-    to_read = [deque() for _ in range(clients)]  # on the wire to the broker's read loop
-    to_partition: list[list] = [[] for _ in range(n_partitions)]
-    to_downlink: list = []
-    # the TCP window: release time of the message ``window`` places back, per connection
-    released = [[-INF] * window for _ in range(clients)] if window is not None else None
-    entered = [0] * clients
-    # Without timeouts a connection's pipe holds only messages in flight, so a window
-    # at least as large as what its producers may have in flight never closes.
-    gate_binds = [
-        window is not None and len(clients_state.producers_of[c]) * system.in_flight_cap > window
-        for c in range(clients)
-    ]
-
-    up_free = down_free = up_busy = down_busy = 0.0
-    read_free = [0.0] * clients
-    read_busy = [0.0] * clients
-    part_free = [0.0] * n_partitions
-    part_busy = [0.0] * n_partitions
     client_next = [advance(c, 0.0, -INF) for c in range(clients)]
-
     start = min(client_next)
     cut = False
     while start < INF:
@@ -118,142 +114,21 @@ def _run_windows(system: System) -> Records:
         until = start + width
         if until > end:
             until = end
-
-        # -- clients and the uplink ----------------------------------------------
+        # the clients, then what they sent, through the uplink (and on)
         for c in range(clients):
             if client_next[c] < until:
                 client_next[c] = advance(c, until, -INF)
-        batch = []
-        for c in range(clients):
-            out = outgoing[c]
-            if window is None:
-                if out:
-                    batch.extend((t, m, c, 0) for t, m in out)
-                    out.clear()
-                continue
-            waiting = gate[c]
-            n = entered[c]
-            if not waiting and not (gate_binds[c] or timed_out[c]):
-                # this connection cannot have a full window: every message in the pipe is
-                # still in flight (an acked one was released before its ack came back)
-                batch.extend((t, m, c, k) for k, (t, m) in enumerate(out, n))
-                entered[c] = n + len(out)
-                out.clear()
-                continue
-            if out:
-                waiting.extend(out)
-                out.clear()
-            ring = released[c]
-            while waiting:
-                t, m = waiting[0]
-                release = ring[n % window]  # INF while that message is still on its way
-                if release > t:
-                    t = release
-                if t >= until:
-                    break
-                waiting.popleft()
-                ring[n % window] = INF
-                batch.append((t, m, c, n))
-                n += 1
-            entered[c] = n
-        if batch:
-            batch.sort()
-            for t, m, c, n in batch:
-                if up_free > t:
-                    t = up_free
-                up_free = t = t + up_time
-                if window is not None:
-                    released[c][n % window] = t + rtt
-                if read_cpu:
-                    to_read[c].append((t + half_rtt, m))
-                else:  # the read loop takes no time: on to the partition, still in time order
-                    to_partition[rec_partition[m]].append((t + half_rtt, m))
-            up_busy += len(batch) * up_time
-
-        # -- the broker and the downlink -------------------------------------------
-        if read_cpu:
-            for c in range(clients):
-                queue = to_read[c]
-                if not queue or queue[0][0] >= until:
-                    continue
-                free = read_free[c]
-                n = 0
-                while queue and queue[0][0] < until:
-                    t, m = queue.popleft()
-                    if free > t:
-                        t = free
-                    free = t = t + read_cpu
-                    to_partition[rec_partition[m]].append((t, m))
-                    n += 1
-                read_free[c] = free
-                read_busy[c] += n * read_cpu
-        for p in range(n_partitions):
-            queue = to_partition[p]
-            if not queue:
-                continue
-            if read_cpu:  # read loops may reorder messages of different connections
-                queue.sort()
-            if queue[0][0] >= until:
-                continue
-            n = 0
-            free = part_free[p]
-            busy = 0.0
-            draw = service_next[p]
-            for t, m in queue:
-                if t >= until:
-                    break
-                if free > t:
-                    t = free
-                service = service_time if deterministic else draw()
-                busy += service
-                free = t = t + service
-                rec_stored[m] = t
-                to_downlink.append((t, m))
-                n += 1
-            del queue[:n]
-            part_free[p] = free
-            part_busy[p] += busy
-        if to_downlink:
-            if n_partitions > 1:
-                to_downlink.sort()
-            n = 0
-            for t, m in to_downlink:
-                if t >= until:
-                    break
-                if down_free > t:
-                    t = down_free
-                down_free = t = t + down_time
-                c = client_of[rec_producer[m]]
-                inbox[c].append((t + half_rtt, m))
-                if t + half_rtt < client_next[c]:
-                    client_next[c] = t + half_rtt
-                n += 1
-            del to_downlink[:n]
-            down_busy += n * down_time
-
-        # -- the next window starts at the next thing to do ----------------------
-        start = min(client_next)
-        for c in range(clients):
-            if outgoing[c] and outgoing[c][0][0] < start:
-                start = outgoing[c][0][0]
-            if gate[c]:
-                t = max(gate[c][0][0], released[c][entered[c] % window])
-                if t < start:
-                    start = t
-            if to_read[c] and to_read[c][0][0] < start:
-                start = to_read[c][0][0]
-        for queue in to_partition:
-            if queue and queue[0][0] < start:
-                start = queue[0][0]
-        if to_downlink:
-            start = min(start, to_downlink[0][0])
+        net.uplink(net.admit(until))
+        # the broker and the downlink: acks for the clients' later windows
+        net.broker(until, client_next)
+        # the next window starts at the next thing to do
+        start = min(min(client_next), net.next_time())
+        for out in outgoing:
+            if out and out[0][0] < start:
+                start = out[0][0]
         if start < until:
             start = until
-
-    return finish(
-        records, clients_state, cut, end, [up_free, down_free, *read_free, *part_free],
-        {"uplink": [up_busy], "read_loop": read_busy, "partition": part_busy, "downlink": [down_busy]},
-    )
+    return finish(records, clients_state, cut, end, net.free_times(), net.busy())
 
 
 def finish(records: RecordBuffer, clients, cut: bool, end: float, free: list, busy: dict) -> Records:

@@ -47,7 +47,7 @@ def compare(config, loop: str = "windows") -> dict:
     }
 
 
-@pytest.mark.parametrize("loop", ["windows", "events"])
+@pytest.mark.parametrize("loop", ["windows", "vectors", "events"])
 @pytest.mark.parametrize("seed", SEEDS)
 def test_engine_matches_reference(seed, loop):
     compare(random_config(seed), loop)

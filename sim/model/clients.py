@@ -75,7 +75,10 @@ def client_side(system: System, streams, records):
     cpu_busy = [0.0] * clients
     jobs = [deque() for _ in range(clients)]  # (done, job, m) in completion order
     inbox = [deque() for _ in range(clients)]  # (arrival, m)
-    outgoing = [deque() for _ in range(clients)]  # (time, m): produce() returned, on to the network
+    # (time, m, c, n, p): produce() of message m returned at time; it is the n-th message
+    # of client c's connection and goes to partition p
+    outgoing = [deque() for _ in range(clients)]
+    connection_count = [0] * clients
     producers_of = [[j for j in range(n_producers) if client_of[j] == c] for c in range(clients)]
 
     remaining = [UNBOUNDED if messages is None else messages] * n_producers
@@ -107,6 +110,7 @@ def client_side(system: System, streams, records):
             now = -INF
         free = cpu_free[c]
         sends = acks = 0
+        n = connection_count[c]
         m = records.count
         capacity = records.capacity
         try:
@@ -138,8 +142,15 @@ def client_side(system: System, streams, records):
                     if ack_cpu:
                         cpu.append((free, ACK, acked))
                         continue
-                    j = resolve(acked, t)
-                    if j < 0:
+                    # processed at once: acked if strictly before its deadline (as in resolve)
+                    if rec_status[acked] != IN_FLIGHT or t >= rec_created[acked] + ack_wait:
+                        continue
+                    rec_status[acked] = ACKED
+                    rec_resolved[acked] = t
+                    j = rec_producer[acked]
+                    in_flight[j] -= 1
+                    state = phase[j]
+                    if not (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
                         continue
                     sent = -1
                 else:  # a producer's timer or watchdog
@@ -157,7 +168,8 @@ def client_side(system: System, streams, records):
                 while True:
                     if sent >= 0:
                         rec_sent[sent] = t
-                        out.append((t, sent))
+                        out.append((t, sent, c, n, rec_partition[sent]))
+                        n += 1
                         j = rec_producer[sent]
                         # the SDK checks its task set right after adding the new task
                         if limit is not None and in_flight[j] >= limit:
@@ -215,6 +227,7 @@ def client_side(system: System, streams, records):
                     t = free  # nothing else is due first: produce() returns now
         finally:
             records.count = m
+            connection_count[c] = n
             cpu_free[c] = free
             cpu_busy[c] += sends * send_cpu + acks * ack_cpu
 

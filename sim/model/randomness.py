@@ -42,17 +42,67 @@ class SeedTree:
         return self._partitions[index]
 
 
-def service_times(dist: str, mean: float, cv: float, rng: np.random.Generator) -> Iterator[float]:
+class Draws:
+    """An endless stream of draws: one at a time (``next(d)``) or many (``d.take(k)``),
+    the same numbers in the same order either way."""
+
+    def __init__(self, fill: Callable[[int], np.ndarray], chunk: int = CHUNK):
+        self._fill, self._chunk = fill, chunk
+        self._array = np.zeros(0)
+        self._list: list[float] = []
+        self._pos = 0
+
+    def _refill(self) -> None:
+        rest = self._array[self._pos :]
+        self._array = np.concatenate([rest, self._fill(self._chunk)])
+        self._list = self._array.tolist()
+        self._pos = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> float:
+        if self._pos == len(self._list):
+            self._refill()
+        value = self._list[self._pos]
+        self._pos += 1
+        return value
+
+    def take(self, k: int) -> np.ndarray:
+        while len(self._list) - self._pos < k:
+            self._refill()
+        out = self._array[self._pos : self._pos + k]
+        self._pos += k
+        return out
+
+
+class Constant:
+    """The same value every time, one at a time or many."""
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> float:
+        return self.value
+
+    def take(self, k: int) -> np.ndarray:
+        return np.full(k, self.value)
+
+
+def service_times(dist: str, mean: float, cv: float, rng: np.random.Generator):
     """Service times of one partition stage, in the order it serves messages."""
     if dist == "deterministic" or mean == 0:
-        return repeat(float(mean))
+        return Constant(mean)
     if dist == "exponential":
-        return draws(lambda n: rng.exponential(mean, n))
+        return Draws(lambda n: rng.exponential(mean, n))
     if dist == "lognormal":
         sigma2 = np.log1p(cv * cv)
         mu = np.log(mean) - sigma2 / 2
         sigma = float(np.sqrt(sigma2))
-        return draws(lambda n: rng.lognormal(mu, sigma, n))
+        return Draws(lambda n: rng.lognormal(mu, sigma, n))
     raise ValueError(f"unknown service distribution {dist!r}")
 
 

@@ -1,0 +1,392 @@
+"""The network and the broker, one window at a time.
+
+Given everything the clients' produce() calls finished before a window's end,
+these classes push it through the connections' TCP windows, the shared
+uplink, the broker's read loops and partition stages and the shared downlink,
+and hand each client the acks that reach it. Every station is a first-come
+first-served server: ``departure = max(arrival, free) + service``.
+
+* :class:`ScalarNetwork` does it one message at a time (Python loops): best
+  when a window holds a few messages.
+* :class:`VectorNetwork` does each station's whole window at once with numpy:
+  a FIFO server over sorted arrivals a_i with services s_i departs at
+  d_i = S_i + max(free, max_{k<=i}(a_k - S_{k-1})), S the running sum of s.
+  Best when windows hold many messages.
+
+Both take a station's arrivals in time order (ties to the older message) and
+give the same times up to floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+INF = math.inf
+
+
+class _Network:
+    def __init__(self, system, streams, records, clients):
+        cfg = system.config
+        self.clients, self.partitions = system.clients, system.partitions
+        self.rtt, self.half_rtt, self.up_time, self.down_time, self.window, self.read_cpu, _ = system.path_times
+        self.records = records
+        self.inbox, self.outgoing = clients.inbox, clients.outgoing
+        self.service = streams.service
+        self.deterministic = cfg.broker.service_dist == "deterministic"
+        self.service_time = cfg.broker.service_time
+        self.up_free = self.down_free = self.up_busy = self.down_busy = 0.0
+        self.read_free = [0.0] * self.clients
+        self.read_busy = [0.0] * self.clients
+        self.part_free = [0.0] * self.partitions
+        self.part_busy = [0.0] * self.partitions
+        # produce() done, waiting for the connection's TCP window: (time, m, c, n, p)
+        self.gate = [deque() for _ in range(self.clients)]
+        # Without timeouts a connection's pipe holds only messages in flight (an acked one
+        # was released before its ack came back), so a window at least as large as what
+        # its producers may have in flight never closes.
+        window = self.window
+        self.gate_binds = [
+            window is not None and len(clients.producers_of[c]) * system.in_flight_cap > window
+            for c in range(self.clients)
+        ]
+        self.timed_out = clients.timed_out if window is not None else [False] * self.clients
+
+    def admit(self, until: float) -> list:
+        """What enters the uplink before ``until``: (time, m, c, n, p), n being m's
+        place in its connection, whose window holds n until message n - window leaves it."""
+        batch = []
+        window, released = self.window, self.released
+        for c in range(self.clients):
+            out, waiting = self.outgoing[c], self.gate[c]
+            if not waiting and not (self.gate_binds[c] or self.timed_out[c]):
+                if out:
+                    batch.extend(out)
+                    out.clear()
+                continue
+            if out:
+                waiting.extend(out)
+                out.clear()
+            ring = released[c]
+            while waiting:
+                entry = waiting[0]
+                t = entry[0]
+                release = ring[entry[3] % window]  # INF while that message is still on its way
+                if release > t:
+                    t = release
+                if t >= until:
+                    break
+                waiting.popleft()
+                ring[entry[3] % window] = INF
+                batch.append((t, *entry[1:]))
+        return batch
+
+    def gate_next(self) -> float:
+        """When the first message held by a TCP window can enter the uplink."""
+        soonest = INF
+        for c, waiting in enumerate(self.gate):
+            if waiting:
+                head = waiting[0]
+                soonest = min(soonest, max(head[0], self.released[c][head[3] % self.window]))
+        return soonest
+
+    def free_times(self) -> list[float]:
+        return [self.up_free, self.down_free, *self.read_free, *self.part_free]
+
+    def busy(self) -> dict:
+        return {"uplink": [self.up_busy], "read_loop": self.read_busy, "partition": self.part_busy,
+                "downlink": [self.down_busy]}
+
+
+class ScalarNetwork(_Network):
+    """One message at a time."""
+
+    def __init__(self, system, streams, records, clients):
+        super().__init__(system, streams, records, clients)
+        window = self.window
+        self.released = [[-INF] * window for _ in range(self.clients)] if window is not None else None
+        self.to_read = [deque() for _ in range(self.clients)]  # (arrival, m, p)
+        self.to_partition = [[] for _ in range(self.partitions)]  # (arrival, m, c)
+        self.to_downlink: list = []  # (stored, m, c)
+
+    def uplink(self, batch: list) -> None:
+        if not batch:
+            return
+        batch.sort()
+        up_free, up_time, half_rtt, rtt = self.up_free, self.up_time, self.half_rtt, self.rtt
+        window, released = self.window, self.released
+        if self.read_cpu:
+            to_read = self.to_read
+            for t, m, c, n, p in batch:
+                if up_free > t:
+                    t = up_free
+                up_free = t = t + up_time
+                if window is not None:
+                    released[c][n % window] = t + rtt
+                to_read[c].append((t + half_rtt, m, p))
+        else:
+            # No read-loop cost: each partition's arrivals come straight off the uplink,
+            # in its order, so the partition is computed here too; the downlink still
+            # waits for the window its acks fall in.
+            part_free, part_busy, service = self.part_free, self.part_busy, self.service
+            deterministic, service_time = self.deterministic, self.service_time
+            stored, to_downlink = self.records.stored, self.to_downlink
+            for t, m, c, n, p in batch:
+                if up_free > t:
+                    t = up_free
+                up_free = t = t + up_time
+                if window is not None:
+                    released[c][n % window] = t + rtt
+                t += half_rtt
+                free = part_free[p]
+                if free > t:
+                    t = free
+                duration = service_time if deterministic else next(service[p])
+                part_busy[p] += duration
+                part_free[p] = t = t + duration
+                stored[m] = t
+                to_downlink.append((t, m, c))
+        self.up_free = up_free
+        self.up_busy += len(batch) * up_time
+
+    def broker(self, until: float, client_next: list) -> None:
+        """Read loops and partitions (when reading costs time), then the downlink, up to ``until``."""
+        read_cpu, to_downlink = self.read_cpu, self.to_downlink
+        if read_cpu:
+            to_partition = self.to_partition
+            for c, queue in enumerate(self.to_read):
+                if not queue or queue[0][0] >= until:
+                    continue
+                free = self.read_free[c]
+                n = 0
+                while queue and queue[0][0] < until:
+                    t, m, p = queue.popleft()
+                    if free > t:
+                        t = free
+                    free = t = t + read_cpu
+                    to_partition[p].append((t, m, c))
+                    n += 1
+                self.read_free[c] = free
+                self.read_busy[c] += n * read_cpu
+            stored = self.records.stored
+            for p, queue in enumerate(to_partition):
+                if not queue:
+                    continue
+                queue.sort()  # read loops may reorder messages of different connections
+                if queue[0][0] >= until:
+                    continue
+                n = 0
+                free, busy, draw = self.part_free[p], 0.0, self.service[p]
+                for t, m, c in queue:
+                    if t >= until:
+                        break
+                    if free > t:
+                        t = free
+                    duration = self.service_time if self.deterministic else next(draw)
+                    busy += duration
+                    free = t = t + duration
+                    stored[m] = t
+                    to_downlink.append((t, m, c))
+                    n += 1
+                del queue[:n]
+                self.part_free[p] = free
+                self.part_busy[p] += busy
+        if not to_downlink:
+            return
+        if self.partitions > 1 or read_cpu:
+            to_downlink.sort()
+        down_free, down_time, half_rtt, inbox = self.down_free, self.down_time, self.half_rtt, self.inbox
+        n = 0
+        for t, m, c in to_downlink:
+            if t >= until:
+                break
+            if down_free > t:
+                t = down_free
+            down_free = t = t + down_time
+            t += half_rtt
+            inbox[c].append((t, m))
+            if t < client_next[c]:
+                client_next[c] = t
+            n += 1
+        del to_downlink[:n]
+        self.down_free = down_free
+        self.down_busy += n * down_time
+
+    def next_time(self) -> float:
+        soonest = self.gate_next()
+        for queue in self.to_read:
+            if queue and queue[0][0] < soonest:
+                soonest = queue[0][0]
+        for queue in self.to_partition:
+            if queue:
+                soonest = min(soonest, min(queue)[0] if self.read_cpu else queue[0][0])
+        if self.to_downlink:  # sorted by the last broker() call, or in order anyway
+            soonest = min(soonest, self.to_downlink[0][0])
+        return soonest
+
+
+def _lindley(arrivals: np.ndarray, services: np.ndarray | float, free: float) -> np.ndarray:
+    """Departures of a FIFO server, busy until ``free``, from sorted ``arrivals``."""
+    if np.isscalar(services):
+        steps = np.arange(arrivals.size, dtype=float) * services
+        return steps + services + np.maximum(free, np.maximum.accumulate(arrivals - steps))
+    total = np.cumsum(services)
+    return total + np.maximum(free, np.maximum.accumulate(arrivals - (total - services)))
+
+
+def _take_before(chunks: list, until: float):
+    """Pop from ``chunks`` (tuples of equal-length arrays, times first, in time order)
+    every entry before ``until``; return them concatenated (or None)."""
+    taken = []
+    while chunks:
+        chunk = chunks[0]
+        times = chunk[0]
+        if times[-1] < until:
+            taken.append(chunk)
+            chunks.pop(0)
+            continue
+        cut = int(np.searchsorted(times, until, side="left"))
+        if cut:
+            taken.append(tuple(a[:cut] for a in chunk))
+            chunks[0] = tuple(a[cut:] for a in chunk)
+        break
+    if not taken:
+        return None
+    if len(taken) == 1:
+        return taken[0]
+    return tuple(np.concatenate(parts) for parts in zip(*taken))
+
+
+class VectorNetwork(_Network):
+    """Each station's window at once, with numpy."""
+
+    def __init__(self, system, streams, records, clients):
+        super().__init__(system, streams, records, clients)
+        window = self.window
+        self.released = np.full((self.clients, window), -INF) if window is not None else None
+        self.to_read = [[] for _ in range(self.clients)]  # chunks (arrival, m, p)
+        self.pending = [None] * self.partitions  # (arrival, m, c) not yet served, when reading costs time
+        self.departed = [[] for _ in range(self.partitions)]  # chunks (stored, m, c)
+
+    def uplink(self, batch: list) -> None:
+        if not batch:
+            return
+        times, ids, conns, places, parts = zip(*batch)
+        times = np.array(times)
+        ids = np.array(ids, dtype=np.int64)
+        order = np.lexsort((ids, times))
+        times, ids = times[order], ids[order]
+        conns = np.array(conns, dtype=np.int64)[order]
+        parts = np.array(parts, dtype=np.int64)[order]
+        departures = _lindley(times, self.up_time, self.up_free)
+        self.up_free = float(departures[-1])
+        self.up_busy += len(batch) * self.up_time
+        if self.window is not None:
+            self.released[conns, np.array(places, dtype=np.int64)[order] % self.window] = departures + self.rtt
+        arrivals = departures + self.half_rtt
+        if self.read_cpu:
+            for c in np.unique(conns).tolist():
+                mine = conns == c
+                self.to_read[c].append((arrivals[mine], ids[mine], parts[mine]))
+        else:  # no read-loop cost: partitions take the uplink's order (see ScalarNetwork.uplink)
+            self._serve_partitions(arrivals, ids, conns, parts)
+
+    def _serve_partitions(self, arrivals, ids, conns, parts) -> None:
+        stored = np.frombuffer(self.records.stored, dtype=np.float64)
+        for p in range(self.partitions):
+            if self.partitions > 1:
+                mine = parts == p
+                a, m, c = arrivals[mine], ids[mine], conns[mine]
+            else:
+                a, m, c = arrivals, ids, conns
+            if not a.size:
+                continue
+            if self.deterministic:
+                services = self.service_time
+                self.part_busy[p] += a.size * services
+            else:
+                services = self.service[p].take(a.size)
+                self.part_busy[p] += float(services.sum())
+            done = _lindley(a, services, self.part_free[p])
+            self.part_free[p] = float(done[-1])
+            stored[m] = done
+            self.departed[p].append((done, m, c))
+
+    def broker(self, until: float, client_next: list) -> None:
+        if self.read_cpu:
+            self._read_loops(until)
+        heads = [taken for p in range(self.partitions) if (taken := _take_before(self.departed[p], until)) is not None]
+        if not heads:
+            return
+        if len(heads) == 1:
+            stored, ids, conns = heads[0]
+        else:
+            stored, ids, conns = (np.concatenate(parts) for parts in zip(*heads))
+            order = np.lexsort((ids, stored))
+            stored, ids, conns = stored[order], ids[order], conns[order]
+        departures = _lindley(stored, self.down_time, self.down_free)
+        self.down_free = float(departures[-1])
+        self.down_busy += stored.size * self.down_time
+        arrivals = departures + self.half_rtt
+        if self.clients == 1:
+            self.inbox[0].extend(zip(arrivals.tolist(), ids.tolist()))
+            client_next[0] = min(client_next[0], float(arrivals[0]))
+            return
+        order = np.argsort(conns, kind="stable")
+        counts = np.bincount(conns, minlength=self.clients).tolist()
+        arrivals, ids = arrivals[order].tolist(), ids[order].tolist()
+        start = 0
+        for c, count in enumerate(counts):
+            if count:
+                self.inbox[c].extend(zip(arrivals[start : start + count], ids[start : start + count]))
+                client_next[c] = min(client_next[c], arrivals[start])
+                start += count
+
+    def _read_loops(self, until: float) -> None:
+        fresh = []
+        for c in range(self.clients):
+            taken = _take_before(self.to_read[c], until)
+            if taken is None:
+                continue
+            arrivals, ids, parts = taken
+            done = _lindley(arrivals, self.read_cpu, self.read_free[c])
+            self.read_free[c] = float(done[-1])
+            self.read_busy[c] += arrivals.size * self.read_cpu
+            fresh.append((done, ids, np.full(ids.size, c, dtype=np.int64), parts))
+        stored = np.frombuffer(self.records.stored, dtype=np.float64)
+        for p in range(self.partitions):
+            pieces = [(d[q], m[q], c[q]) for d, m, c, part in fresh if (q := part == p).any()]
+            if self.pending[p] is not None:
+                pieces.insert(0, self.pending[p])
+            if not pieces:
+                continue
+            a, m, c = (np.concatenate(x) for x in zip(*pieces)) if len(pieces) > 1 else pieces[0]
+            order = np.lexsort((m, a))  # read loops may reorder messages of different connections
+            a, m, c = a[order], m[order], c[order]
+            cut = int(np.searchsorted(a, until, side="left"))
+            self.pending[p] = (a[cut:], m[cut:], c[cut:]) if cut < a.size else None
+            if not cut:
+                continue
+            a, m, c = a[:cut], m[:cut], c[:cut]
+            if self.deterministic:
+                services = self.service_time
+                self.part_busy[p] += a.size * services
+            else:
+                services = self.service[p].take(a.size)
+                self.part_busy[p] += float(services.sum())
+            done = _lindley(a, services, self.part_free[p])
+            self.part_free[p] = float(done[-1])
+            stored[m] = done
+            self.departed[p].append((done, m, c))
+
+    def next_time(self) -> float:
+        soonest = self.gate_next()
+        for chunks in (*self.to_read, *self.departed):
+            if chunks:
+                soonest = min(soonest, float(chunks[0][0][0]))
+        for pending in self.pending:
+            if pending is not None:
+                soonest = min(soonest, float(pending[0][0]))
+        return soonest
