@@ -51,13 +51,23 @@ def lookahead(system: System) -> float:
 def run_records(system: System, loop: str | None = None) -> Records:
     """Simulate ``system`` once.
 
-    By default: the window loop, its network computed with numpy when windows
-    carry many messages, and the event loop when there is no lookahead.
-    ``loop`` forces one: "events", "windows" (the network message by message)
-    or "vectors" (the network with numpy).
+    By default: a plain loop when one message is in flight at a time
+    (``sim.single_stream``), else the window loop, its network computed with
+    numpy when windows carry many messages, and the event loop when there is no
+    lookahead. ``loop`` forces one: "single", "events", "windows" (the network
+    message by message) or "vectors" (the network with numpy).
     """
-    if loop not in (None, "events", "windows", "vectors"):
+    if loop not in (None, "events", "windows", "vectors", "single"):
         raise ValueError(f"unknown loop {loop!r}")
+    if loop in (None, "single"):
+        from .single_stream import applies, run_single_stream
+
+        if applies(system):
+            records = run_single_stream(system)
+            if records is not None:  # None: a timeout, which needs the general loop
+                return records
+        elif loop == "single":
+            raise ValueError("the single-stream loop needs exactly one producer with one message in flight")
     if loop == "events" or (loop is None and lookahead(system) <= 0):
         from .event_loop import run_events
 

@@ -113,8 +113,53 @@ def client_side(system: System, streams, records):
         n = connection_count[c]
         m = records.count
         capacity = records.capacity
+        # the one producer of a client whose window alone paces it (see the loop below)
+        solo = mine[0] if len(mine) == 1 and cap < UNBOUNDED and limit is None and not open_loop else -1
         try:
             while True:
+                if solo >= 0 and not cpu and phase[solo] == BLOCKED and arrivals:
+                    # A window-bound producer, blocked, its CPU idle: each ack frees one
+                    # place and the producer fills it at once. While that is all that
+                    # happens (acks one at a time, nothing else due) this loop does, for each
+                    # ack, what the general loop below would: process the ack, produce()
+                    # one message, finish the call. It leaves the rest to the general loop.
+                    j = solo
+                    limit_t = min(horizon, client_timer[c])
+                    while arrivals:
+                        a, acked = arrivals[0]
+                        start = free if free > a else a
+                        done = start + ack_cpu
+                        sent_at = done + send_cpu
+                        if (
+                            sent_at >= limit_t
+                            or rec_status[acked] != IN_FLIGHT
+                            or remaining[j] <= 0
+                            or (len(arrivals) > 1 and arrivals[1][0] < done)
+                        ):
+                            break
+                        arrivals.popleft()
+                        acks += 1
+                        rec_status[acked] = ACKED
+                        rec_resolved[acked] = done
+                        if m == capacity:
+                            records.count = m
+                            records.grow()
+                            capacity = records.capacity
+                        p = choose_next[j]()
+                        rec_producer[m] = j
+                        rec_partition[m] = p
+                        rec_created[m] = done
+                        rec_sent[m] = sent_at
+                        remaining[j] -= 1
+                        if not remaining[j]:
+                            phase[j] = DONE  # as the general loop says when that call returns
+                        watch[j].append(m)
+                        out.append((sent_at, m, c, n, p))
+                        n += 1
+                        m += 1
+                        sends += 1
+                        free = sent_at
+                    # (in flight is unchanged: one acked, one produced; still blocked)
                 t_cpu = cpu[0][0] if cpu else INF
                 t_ack = arrivals[0][0] if arrivals else INF
                 t_timer = client_timer[c]
