@@ -303,6 +303,12 @@ class RunConfig(_Group):
         gt=0,
     )
     bin: Duration = _field(0.1, "width of the time-series bins", DURATION_HELP + ", > 0", gt=0)
+    records: Literal["full", "summary"] = _field(
+        "full",
+        "full keeps a record of every message (about 41 bytes each); summary keeps only counts, "
+        "fixed-memory latency histograms and the time series, for runs of billions of messages",
+        "full or summary",
+    )
 
 
 class SimConfig(_Group):

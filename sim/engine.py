@@ -33,7 +33,8 @@ is the oracle both loops are checked against.
 from __future__ import annotations
 
 import math
-from collections import deque
+
+import numpy as np
 
 from .model.clients import client_side
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, RecordBuffer, Records
@@ -80,8 +81,10 @@ def run_records(system: System, loop: str | None = None) -> Records:
 
 def begin_run(system: System):
     """The pieces every loop starts from: random streams, empty records, the clients."""
+    cfg = system.config
     streams = system.streams()
-    records = RecordBuffer(open_loop=system.config.producer.rate is not None)
+    records = RecordBuffer(open_loop=cfg.producer.rate is not None, summary=cfg.run.records == "summary",
+                           bin_width=cfg.run.bin)
     advance, clients_state = client_side(system, streams, records)
     return streams, records, advance, clients_state
 
@@ -138,6 +141,10 @@ def _run_windows(system: System, network: str | None = None) -> Records:
                 start = out[0][0]
         if start < until:
             start = until
+        if records.tally is not None and records.count >= records.compact_at:
+            mapping = records.compact(np.array(clients_state.live() + net.live(), dtype=np.int64))
+            clients_state.renumber(mapping)
+            net.renumber(mapping)
     return finish(records, clients_state, cut, end, net.free_times(), net.busy())
 
 

@@ -19,11 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from .config import SimConfig
+from .config import InputError, SimConfig
 from .engine import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 SATURATED = 0.9  # busy fraction from which a station counts as the bottleneck
+
+
+def histogram_stats_ms(histogram) -> dict[str, float | None]:
+    """The same numbers as :func:`latency_stats_ms`, from a fixed-memory histogram."""
+    if not histogram.total:
+        return {name: None for name in (*PERCENTILES, "max", "mean")}
+    out = {name: histogram.percentile(q) * 1e3 for name, q in PERCENTILES.items()}
+    out["max"] = histogram.max * 1e3
+    out["mean"] = histogram.mean * 1e3
+    return out
 
 
 def latency_stats_ms(latency_s: np.ndarray) -> dict[str, float | None]:
@@ -47,10 +57,18 @@ class Result:
     config: SimConfig
     records: Records = field(repr=False)
 
+    @property
+    def summary_only(self) -> bool:
+        """True when the run kept no per-message records (``run.records = summary``)."""
+        return self.records.tally is not None
+
     # -- arrays ---------------------------------------------------------------
     @cached_property
     def arrays(self) -> dict[str, np.ndarray]:
         r = self.records
+        if self.summary_only:
+            raise InputError("this run kept no per-message records (run.records = summary); "
+                             "run it with run.records = full for them")
         created = np.frombuffer(r.created, dtype=np.float64) if len(r.created) else np.zeros(0)
         out = {
             "producer": np.frombuffer(r.producer, dtype=np.int32) if len(r.producer) else np.zeros(0, np.int32),
@@ -72,12 +90,17 @@ class Result:
         """From time 0 to the last resolution, or to run.duration if that came first."""
         if self.records.cut:
             return float(self.config.run.duration)
+        if self.summary_only:
+            last = self.records.tally.last_resolution
+            return 0.0 if math.isnan(last) else last
         resolved = self.arrays["resolved"]
         return float(np.nanmax(resolved)) if resolved.size and not np.isnan(resolved).all() else 0.0
 
     @cached_property
     def summary(self) -> dict[str, Any]:
         """The run's headline numbers (the keys of ``sim simulate --json``)."""
+        if self.summary_only:
+            return self._summary_from_tally()
         a = self.arrays
         status = a["status"]
         acked = status == ACKED
@@ -99,6 +122,28 @@ class Result:
         }
         if self.config.producer.rate is not None:
             out["latency_from_intended_ms"] = latency_stats_ms((a["resolved"] - a["intended"])[acked])
+        return self._with_stations(out)
+
+    def _summary_from_tally(self) -> dict[str, Any]:
+        tally = self.records.tally
+        makespan = self.makespan_s
+        out: dict[str, Any] = {
+            "sent": tally.sent,
+            "acked": tally.acked,
+            "timed_out": tally.timed_out,
+            "ghosts": tally.ghosts,
+            "stored": tally.stored,
+            "in_flight": tally.in_flight,
+            "dropped": 0,
+            "makespan_s": makespan,
+            "throughput_msgs_per_s": (tally.acked / makespan) if makespan > 0 else None,
+            "latency_ms": histogram_stats_ms(tally.latency),
+        }
+        if tally.from_intended is not None:
+            out["latency_from_intended_ms"] = histogram_stats_ms(tally.from_intended)
+        return self._with_stations(out)
+
+    def _with_stations(self, out: dict[str, Any]) -> dict[str, Any]:
         util = self.utilisation
         busiest = max(util, key=util.get) if util else None
         out["utilisation"] = util
@@ -151,6 +196,8 @@ class Result:
         """Per bin of ``run.bin`` seconds: messages sent, acked, timed out, throughput, in flight at the bin's end."""
         import pandas as pd
 
+        if self.summary_only:
+            return self._timeseries_from_tally()
         a = self.arrays
         width = self.config.run.bin
         span = max(self.records.span, self.makespan_s)
@@ -173,6 +220,34 @@ class Result:
         return pd.DataFrame(
             {
                 "t_s": edges[:-1],
+                "sent": sent,
+                "acked": acked,
+                "timed_out": timed_out,
+                "throughput_msgs_per_s": acked / width,
+                "in_flight": in_flight,
+            }
+        )
+
+    def _timeseries_from_tally(self):
+        import pandas as pd
+
+        tally = self.records.tally
+        width = self.config.run.bin
+        span = max(self.records.span, self.makespan_s)
+        bins = max(1, math.ceil(span / width - 1e-9))
+
+        def fit(counts: np.ndarray) -> np.ndarray:
+            out = np.zeros(bins, dtype=np.int64)
+            head = counts[:bins]
+            out[: head.size] = head
+            out[-1] += counts[bins:].sum()
+            return out
+
+        sent, acked, timed_out = (fit(tally.bins[name]) for name in ("sent", "acked", "timed_out"))
+        in_flight = np.cumsum(sent) - np.cumsum(acked + timed_out)
+        return pd.DataFrame(
+            {
+                "t_s": np.arange(bins) * width,
                 "sent": sent,
                 "acked": acked,
                 "timed_out": timed_out,

@@ -9,6 +9,8 @@ then this returns None and the caller runs the general loop instead.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .model.records import ACKED, RecordBuffer, Records
 from .model.system import UNBOUNDED, System
 
@@ -23,7 +25,7 @@ def run_single_stream(system: System) -> Records | None:
     send_cpu, ack_cpu, ack_wait = cfg.client.send_cpu, cfg.client.ack_cpu, cfg.producer.ack_wait
     streams = system.streams()
     open_loop = cfg.producer.rate is not None
-    records = RecordBuffer(open_loop=open_loop)
+    records = RecordBuffer(open_loop=open_loop, summary=cfg.run.records == "summary", bin_width=cfg.run.bin)
     choose = streams.partitions[0].__next__
     service = streams.service
     gap = streams.arrival_gaps[0].__next__ if open_loop else None
@@ -49,6 +51,9 @@ def run_single_stream(system: System) -> Records | None:
             break
         if m == capacity:
             records.count = m
+            if records.tally is not None and m >= records.compact_at:
+                records.compact(np.zeros(0, dtype=np.int64))  # every message so far is done
+                m = 0
             records.grow()
             capacity = records.capacity
         p = choose()

@@ -124,6 +124,7 @@ def client_side(system: System, streams, records):
                     # ack, what the general loop below would: process the ack, produce()
                     # one message, finish the call. It leaves the rest to the general loop.
                     j = solo
+                    own = watch[j]
                     limit_t = min(horizon, client_timer[c])
                     while arrivals:
                         a, acked = arrivals[0]
@@ -141,6 +142,8 @@ def client_side(system: System, streams, records):
                         acks += 1
                         rec_status[acked] = ACKED
                         rec_resolved[acked] = done
+                        if own[0] == acked:  # acks come in order: keep the watchdog's queue short
+                            own.popleft()
                         if m == capacity:
                             records.count = m
                             records.grow()
@@ -194,6 +197,7 @@ def client_side(system: System, streams, records):
                     rec_resolved[acked] = t
                     j = rec_producer[acked]
                     in_flight[j] -= 1
+                    forget(j, acked)
                     state = phase[j]
                     if not (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
                         continue
@@ -285,10 +289,20 @@ def client_side(system: System, streams, records):
         rec_resolved[m] = t
         j = rec_producer[m]
         in_flight[j] -= 1
+        forget(j, m)
         state = phase[j]
         if state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit):
             return j
         return -1
+
+    def forget(j: int, m: int) -> None:
+        """m is resolved: if it heads its producer's watchdog queue, drop it and any
+        resolved ones behind it, so that the queue holds what is in flight, no more."""
+        queue = watch[j]
+        if queue and queue[0] == m:
+            queue.popleft()
+            while queue and rec_status[queue[0]] != IN_FLIGHT:
+                queue.popleft()
 
     def fire_timer(c: int, t: float, mine: list) -> int:
         """The first-set timer or deadline due at t; the producer to go on, or -1."""
@@ -334,6 +348,39 @@ def client_side(system: System, streams, records):
         client_timer[c] = min([timer[k] for k in mine] + [deadline[k] for k in mine])
         return ready
 
+    def live() -> list[int]:
+        """Every message some client queue still refers to."""
+        ids = [m for queue in jobs for _, _, m in queue]
+        ids += [m for queue in inbox for _, m in queue]
+        ids += [entry[1] for queue in outgoing for entry in queue]
+        # the watchdogs skip a resolved message anyway: only the unresolved ones count
+        ids += [m for queue in watch for m in queue if rec_status[m] == IN_FLIGHT]
+        return ids
+
+    def renumber(mapping) -> None:
+        for queue in jobs:
+            _replace(queue, [(t, job, int(mapping[m])) for t, job, m in queue])
+        for queue in inbox:
+            _replace(queue, [(t, int(mapping[m])) for t, m in queue])
+        for queue in outgoing:
+            _replace(queue, [(e[0], int(mapping[e[1]]), *e[2:]) for e in queue])
+        for queue in watch:
+            _replace(queue, [int(mapping[m]) for m in queue if mapping[m] >= 0])
+
+        def place(key: float) -> float:
+            """Where a timer's key falls among the renumbered messages."""
+            if key == int(key) and mapping[int(key)] >= 0:
+                return int(mapping[int(key)])
+            return int((mapping[: math.ceil(key)] >= 0).sum()) - 0.5
+
+        for j in range(n_producers):
+            # a deadline's key is its message's number (which may be resolved and gone
+            # by now), a timer's the count of messages before it, less a half
+            if deadline[j] != INF:
+                deadline_key[j] = place(deadline_key[j])
+            if timer[j] != INF:
+                timer_key[j] = place(timer_key[j])
+
     state = ClientState(
         inbox=inbox,
         outgoing=outgoing,
@@ -343,8 +390,15 @@ def client_side(system: System, streams, records):
         remaining=remaining,
         timed_out=timed_out,
         producers_of=producers_of,
+        live=live,
+        renumber=renumber,
     )
     return advance, state
+
+
+def _replace(queue: deque, items: list) -> None:
+    queue.clear()
+    queue.extend(items)
 
 
 class ClientState:

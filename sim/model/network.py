@@ -92,6 +92,17 @@ class _Network:
                 soonest = min(soonest, max(head[0], self.released[c][head[3] % self.window]))
         return soonest
 
+    def live(self) -> list[int]:
+        """Every message some queue of the network still refers to."""
+        return [entry[1] for queue in self.gate for entry in queue] + self._queued()
+
+    def renumber(self, mapping) -> None:
+        for queue in self.gate:
+            items = [(e[0], int(mapping[e[1]]), *e[2:]) for e in queue]
+            queue.clear()
+            queue.extend(items)
+        self._renumber_queues(mapping)
+
     def free_times(self) -> list[float]:
         return [self.up_free, self.down_free, *self.read_free, *self.part_free]
 
@@ -110,6 +121,15 @@ class ScalarNetwork(_Network):
         self.to_read = [deque() for _ in range(self.clients)]  # (arrival, m, p)
         self.to_partition = [[] for _ in range(self.partitions)]  # (arrival, m, c)
         self.to_downlink: list = []  # (stored, m, c)
+
+    def _queued(self) -> list[int]:
+        return [e[1] for q in (*self.to_read, *self.to_partition, self.to_downlink) for e in q]
+
+    def _renumber_queues(self, mapping) -> None:
+        for queue in (*self.to_read, *self.to_partition, self.to_downlink):
+            items = [(e[0], int(mapping[e[1]]), *e[2:]) for e in queue]
+            queue.clear()
+            queue.extend(items)
 
     def uplink(self, batch: list) -> None:
         if not batch:
@@ -269,6 +289,16 @@ class VectorNetwork(_Network):
         self.to_read = [[] for _ in range(self.clients)]  # chunks (arrival, m, p)
         self.pending = [None] * self.partitions  # (arrival, m, c) not yet served, when reading costs time
         self.departed = [[] for _ in range(self.partitions)]  # chunks (stored, m, c)
+
+    def _queued(self) -> list[int]:
+        ids = [chunk[1] for chunks in (*self.to_read, *self.departed) for chunk in chunks]
+        ids += [pending[1] for pending in self.pending if pending is not None]
+        return np.concatenate(ids).tolist() if ids else []
+
+    def _renumber_queues(self, mapping) -> None:
+        for chunks in (*self.to_read, *self.departed):
+            chunks[:] = [(chunk[0], mapping[chunk[1]], *chunk[2:]) for chunk in chunks]
+        self.pending = [None if p is None else (p[0], mapping[p[1]], p[2]) for p in self.pending]
 
     def uplink(self, batch: list) -> None:
         if not batch:

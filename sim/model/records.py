@@ -1,8 +1,16 @@
 """Per-message records in typed buffers, grown a chunk at a time.
 
 One entry per message created; times that did not happen are NaN. The buffers
-are ``array.array`` (8 bytes a time, 4 an index, 1 a status), turned into
-numpy arrays once, at the end, without copying.
+are ``array.array`` (8 bytes a time, 4 an index, 1 a status: 41 bytes a
+message, 49 with open-loop arrivals), turned into numpy arrays once, at the
+end, without copying.
+
+With ``run.records = summary`` the buffers hold only messages still under way:
+now and then the engine hands :meth:`RecordBuffer.compact` the messages some
+queue still refers to; every other message is finished, and is folded into a
+:class:`Tally` (counts, fixed-memory latency histograms, per-bin counts) and
+dropped. The survivors are renumbered in their order, so that a tie between
+two messages goes the same way as with full records.
 """
 
 from __future__ import annotations
@@ -11,9 +19,15 @@ import math
 from array import array
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from ..histogram import LogHistogram
+
 CHUNK = 1 << 14
 IN_FLIGHT, ACKED, TIMED_OUT = 0, 1, 2
 STATUS_NAMES = ("in_flight", "acked", "timed_out")
+FIELDS = (("producer", "i"), ("partition", "i"), ("created", "d"), ("sent", "d"), ("stored", "d"),
+          ("resolved", "d"), ("status", "b"))
 
 
 class RecordBuffer:
@@ -23,37 +37,71 @@ class RecordBuffer:
     creates message ``count`` when it equals ``capacity`` calls ``grow()`` first.
     """
 
-    def __init__(self, open_loop: bool):
-        self.producer = array("i")
-        self.partition = array("i")
+    def __init__(self, open_loop: bool, summary: bool = False, bin_width: float = 0.1):
+        for name, code in FIELDS:
+            setattr(self, name, array(code))
         self.intended = array("d")
-        self.created = array("d")
-        self.sent = array("d")
-        self.stored = array("d")
-        self.resolved = array("d")
-        self.status = array("b")
         self.open_loop = open_loop
         self.count = 0
         self.capacity = 0
-        self._nan = array("d", [math.nan]) * CHUNK
-        self._zero = array("i", [0]) * CHUNK
-        self._in_flight = array("b", [IN_FLIGHT]) * CHUNK
+        self._fill = {"d": array("d", [math.nan]) * CHUNK, "i": array("i", [0]) * CHUNK,
+                      "b": array("b", [IN_FLIGHT]) * CHUNK}
+        self.tally = Tally(open_loop, bin_width) if summary else None
+        self.compact_at = 1 << 19  # with a tally: compact once this many messages exist
+
+    def _buffers(self):
+        yield from ((getattr(self, name), code) for name, code in FIELDS)
+        if self.open_loop:
+            yield self.intended, "d"
 
     def grow(self) -> None:
-        self.producer.extend(self._zero)
-        self.partition.extend(self._zero)
-        for buffer in (self.created, self.sent, self.stored, self.resolved):
-            buffer.extend(self._nan)
-        if self.open_loop:
-            self.intended.extend(self._nan)
-        self.status.extend(self._in_flight)
+        for buffer, code in self._buffers():
+            buffer.extend(self._fill[code])
         self.capacity += CHUNK
+
+    def arrays(self, stop: int | None = None) -> dict[str, np.ndarray]:
+        """The first ``stop`` (default: all) messages as numpy arrays (copies)."""
+        n = self.count if stop is None else stop
+        out = {name: np.array(getattr(self, name)[:n]) for name, _ in FIELDS}
+        out["intended"] = np.array(self.intended[:n]) if self.open_loop else out["created"]
+        return out
+
+    def compact(self, live: np.ndarray) -> np.ndarray:
+        """Fold every message but the ``live`` ones into the tally; keep those, renumbered
+        0, 1, ... in their order. Returns the old-to-new numbering (-1: folded)."""
+        keep = np.unique(live)
+        mapping = np.full(self.count, -1, dtype=np.int64)
+        mapping[keep] = np.arange(keep.size)
+        kept = self._fold_all_but(mapping < 0, keep)
+        for (buffer, _), values in zip(self._buffers(), kept):
+            del buffer[:]
+            buffer.frombytes(values.tobytes())
+        self.count = self.capacity = keep.size
+        self.compact_at = max(1 << 19, 4 * keep.size)
+        return mapping
+
+    def _fold_all_but(self, folded: np.ndarray, keep: np.ndarray, stored_until: float = math.inf) -> list[np.ndarray]:
+        """Fold the ``folded`` messages into the tally; return copies of the ``keep`` ones.
+        (The numpy views on the buffers end with this call, so the buffers can change.)"""
+        views = {name: np.frombuffer(getattr(self, name), dtype=_NUMPY[code])[: self.count] for name, code in FIELDS}
+        views["intended"] = (np.frombuffer(self.intended, dtype=np.float64)[: self.count] if self.open_loop
+                             else views["created"])
+        if folded.all():
+            self.tally.add(views, stored_until)
+        else:
+            self.tally.add({name: values[folded] for name, values in views.items()}, stored_until)
+        return [np.frombuffer(buffer, dtype=_NUMPY[code])[: self.count][keep].copy()
+                for buffer, code in self._buffers()]
 
     def finish(self, busy: dict, span: float, cut: bool) -> "Records":
         n = self.count
-        for buffer in (self.producer, self.partition, self.created, self.sent, self.stored, self.resolved,
-                       self.status, self.intended):
+        for buffer, _ in self._buffers():
             del buffer[n:]
+        if self.tally is not None:  # fold what is left, then keep nothing per message
+            self._fold_all_but(np.ones(n, dtype=bool), np.zeros(0, dtype=np.int64), stored_until=span)
+            for buffer, _ in self._buffers():
+                del buffer[:]
+            self.count = 0
         return Records(
             producer=self.producer,
             partition=self.partition,
@@ -66,12 +114,61 @@ class RecordBuffer:
             busy=busy,
             span=span,
             cut=cut,
+            tally=self.tally,
         )
+
+
+_NUMPY = {"d": np.float64, "i": np.int32, "b": np.int8}
+
+
+class Tally:
+    """What a summary needs of finished messages, in memory that does not grow with them:
+    counts, the latency histograms, the latest resolution and per-bin counts."""
+
+    def __init__(self, open_loop: bool, bin_width: float):
+        self.sent = self.acked = self.timed_out = self.ghosts = self.stored = self.in_flight = 0
+        self.last_resolution = math.nan
+        self.latency = LogHistogram()
+        self.from_intended = LogHistogram() if open_loop else None
+        self.bin_width = bin_width
+        self.bins = {name: np.zeros(0, dtype=np.int64) for name in ("sent", "acked", "timed_out")}
+
+    def add(self, a: dict[str, np.ndarray], stored_until: float = math.inf) -> None:
+        status = a["status"]
+        acked = status == ACKED
+        timed_out = status == TIMED_OUT
+        stored = ~np.isnan(a["stored"]) & (a["stored"] <= stored_until)
+        self.sent += status.size
+        self.acked += int(acked.sum())
+        self.timed_out += int(timed_out.sum())
+        self.ghosts += int((timed_out & stored).sum())
+        self.stored += int(stored.sum())
+        self.in_flight += int((status == IN_FLIGHT).sum())
+        resolved = a["resolved"][acked | timed_out]
+        if resolved.size:
+            self.last_resolution = float(np.nanmax([self.last_resolution, resolved.max()]))
+        self.latency.add((a["resolved"] - a["created"])[acked])
+        if self.from_intended is not None:
+            self.from_intended.add((a["resolved"] - a["intended"])[acked])
+        self._count("sent", a["created"])
+        self._count("acked", a["resolved"][acked])
+        self._count("timed_out", a["resolved"][timed_out])
+
+    def _count(self, name: str, times: np.ndarray) -> None:
+        if not times.size:
+            return
+        index = (times / self.bin_width).astype(np.int64)
+        counts = np.bincount(index)
+        bins = self.bins[name]
+        if counts.size > bins.size:
+            bins = self.bins[name] = np.concatenate([bins, np.zeros(counts.size - bins.size, dtype=np.int64)])
+        bins[: counts.size] += counts
 
 
 @dataclass
 class Records:
-    """The raw outcome of one run: per-message buffers and station busy times.
+    """The raw outcome of one run: per-message buffers (or, in summary mode, a
+    :class:`Tally` of them) and station busy times.
 
     ``intended`` is filled for open-loop producers only (otherwise it equals
     ``created``).
@@ -88,3 +185,4 @@ class Records:
     busy: dict[str, list[float]] = field(default_factory=dict)
     span: float = 0.0  # simulated time covered: run.duration if the run was cut, else until the last server fell idle
     cut: bool = False  # run.duration stopped the run with work unfinished
+    tally: Tally | None = None  # summary mode: the folded messages
