@@ -1,13 +1,25 @@
-"""Engine speed on the main case, against the naive SimPy reference model.
+"""Engine speed: the main case against the naive SimPy model and a minimal heap loop,
+and the synchronous case.
 
 The main case: 8 clients with one producer each, nonblocking with a window of
 500, 2 partitions, 10 s simulated; client send CPU 40 us, ack CPU 0; 100 MB/s;
 660-byte messages without extra overhead, 100-byte acks; RTT 10 ms;
-deterministic 20 us partition service; no read-loop cost.
+deterministic 20 us partition service; no read-loop cost. Full per-message
+records are kept.
 
-Both models run in this process, one after the other; each figure is the
-median over several runs of (messages simulated) / (CPU seconds). The naive
-model simulates a shorter span of the same system (it is ~100 times slower).
+* the engine, as ``sim`` runs it;
+* the naive reference model of the tests (a SimPy process per message, a
+  ``Resource`` per server) on a shorter span of the same system;
+* a minimal pure-Python binary-heap loop doing the same arithmetic: one heap
+  event per message (its ack coming back), each message's whole path computed
+  when it is sent. It is a yardstick for Python's speed, not a correct model:
+  it ignores the order in which streams merge, keeps no records, no timeouts.
+
+The synchronous case: 1 client, sync, 10 ms RTT, 2,000 s simulated (default
+costs otherwise).
+
+Every figure is the median over several runs of (messages simulated) / (CPU
+seconds), all measured in this process, one after the other.
 
     python benchmarks/bench_engine.py [--runs 5] [--reference-runs 3]
 """
@@ -15,6 +27,7 @@ model simulates a shorter span of the same system (it is ~100 times slower).
 from __future__ import annotations
 
 import argparse
+import heapq
 import os
 import platform
 import statistics
@@ -49,6 +62,7 @@ MAIN_CASE = {
     "broker.service_dist": "deterministic",
     "broker.read_cpu": 0,
 }
+SYNC_CASE = {"producer.mode": "sync", "producer.messages": None, "run.duration": "2000s", "link.rtt": "10ms"}
 
 
 def machine() -> str:
@@ -73,9 +87,46 @@ def rate(fn, runs: int) -> tuple[float, int]:
     return statistics.median(rates), count
 
 
+def minimal_loop(duration: float = 10.0) -> int:
+    """The main case's arithmetic with one heap event per message (see the module docstring),
+    written as tight as pure Python allows."""
+    clients, window, partitions = 8, 500, 2
+    cpu, up, down, half_rtt, service = 40e-6, 660 / 100e6, 100 / 100e6, 0.005, 20e-6
+    cpu_free = [0.0] * clients
+    part_free = [0.0] * partitions
+    turn = [0] * clients
+    up_free = down_free = 0.0
+    heap = [(0.0, c) for c in range(clients) for _ in range(window)]
+    heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
+    sent = 0
+    while heap:
+        now, c = pop(heap)
+        if now >= duration:
+            break
+        t = cpu_free[c]
+        if t < now:
+            t = now
+        t = cpu_free[c] = t + cpu
+        if up_free > t:
+            t = up_free
+        t = up_free = t + up
+        p = turn[c] = 1 - turn[c]
+        t += half_rtt
+        if part_free[p] > t:
+            t = part_free[p]
+        t = part_free[p] = t + service
+        if down_free > t:
+            t = down_free
+        down_free = t = t + down
+        push(heap, (t + half_rtt, c))
+        sent += 1
+    return sent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="engine runs (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of the engine and of the minimal loop (default 5)")
     parser.add_argument("--reference-runs", type=int, default=3, help="naive model runs (default 3)")
     parser.add_argument("--reference-duration", default="0.3s", help="span the naive model simulates")
     args = parser.parse_args()
@@ -83,11 +134,19 @@ def main() -> None:
     engine_config = build_config(MAIN_CASE)
     reference_config = build_config({**MAIN_CASE, "run.duration": args.reference_duration})
     engine, engine_messages = rate(lambda: len(run_records(System(engine_config)).created), args.runs)
+    minimal, minimal_messages = rate(minimal_loop, args.runs)
     naive, naive_messages = rate(lambda: len(run_reference(reference_config)), args.reference_runs)
+    sync_config = build_config(SYNC_CASE)
+    sync, sync_messages = rate(lambda: len(run_records(System(sync_config)).created), args.runs)
+
     print(f"machine: {machine()}")
-    print(f"engine:    {engine:>12,.0f} messages per CPU-second ({engine_messages:,} messages, median of {args.runs})")
-    print(f"reference: {naive:>12,.0f} messages per CPU-second ({naive_messages:,} messages, median of {args.reference_runs})")
-    print(f"ratio:     {engine / naive:>12,.1f}x")
+    print("main case (8 clients x 1 producer, window 500, 2 partitions, 10 s), messages per CPU-second:")
+    print(f"  engine        {engine:>12,.0f}  ({engine_messages:,} messages, median of {args.runs})")
+    print(f"  minimal loop  {minimal:>12,.0f}  ({minimal_messages:,} messages, median of {args.runs})")
+    print(f"  naive model   {naive:>12,.0f}  ({naive_messages:,} messages, median of {args.reference_runs})")
+    print(f"  engine / naive: {engine / naive:,.1f}x; engine / minimal loop: {engine / minimal:.2f}")
+    print("sync case (1 client, sync, 10 ms RTT, 2,000 s), messages per CPU-second:")
+    print(f"  engine        {sync:>12,.0f}  ({sync_messages:,} messages, median of {args.runs})")
 
 
 if __name__ == "__main__":
