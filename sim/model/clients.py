@@ -190,16 +190,8 @@ def client_side(system: System, streams, records):
                     if ack_cpu:
                         cpu.append((free, ACK, acked))
                         continue
-                    # processed at once: acked if strictly before its deadline (as in resolve)
-                    if rec_status[acked] != IN_FLIGHT or t >= rec_created[acked] + ack_wait:
-                        continue
-                    rec_status[acked] = ACKED
-                    rec_resolved[acked] = t
-                    j = rec_producer[acked]
-                    in_flight[j] -= 1
-                    forget(j, acked)
-                    state = phase[j]
-                    if not (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
+                    j = resolve(acked, t)  # the CPU is idle and acks cost nothing: processed at once
+                    if j < 0:
                         continue
                     sent = -1
                 else:  # a producer's timer or watchdog

@@ -331,18 +331,21 @@ class VectorNetwork(_Network):
                 a, m, c = arrivals[mine], ids[mine], conns[mine]
             else:
                 a, m, c = arrivals, ids, conns
-            if not a.size:
-                continue
-            if self.deterministic:
-                services = self.service_time
-                self.part_busy[p] += a.size * services
-            else:
-                services = self.service[p].take(a.size)
-                self.part_busy[p] += float(services.sum())
-            done = _lindley(a, services, self.part_free[p])
-            self.part_free[p] = float(done[-1])
-            stored[m] = done
-            self.departed[p].append((done, m, c))
+            if a.size:
+                self._serve(p, a, m, c, stored)
+
+    def _serve(self, p: int, arrivals, ids, conns, stored) -> None:
+        """Partition p serves ``arrivals`` (in time order); its acks wait for the downlink."""
+        if self.deterministic:
+            services = self.service_time
+            self.part_busy[p] += arrivals.size * services
+        else:
+            services = self.service[p].take(arrivals.size)
+            self.part_busy[p] += float(services.sum())
+        done = _lindley(arrivals, services, self.part_free[p])
+        self.part_free[p] = float(done[-1])
+        stored[ids] = done
+        self.departed[p].append((done, ids, conns))
 
     def broker(self, until: float, client_next: list) -> None:
         if self.read_cpu:
@@ -399,17 +402,7 @@ class VectorNetwork(_Network):
             self.pending[p] = (a[cut:], m[cut:], c[cut:]) if cut < a.size else None
             if not cut:
                 continue
-            a, m, c = a[:cut], m[:cut], c[:cut]
-            if self.deterministic:
-                services = self.service_time
-                self.part_busy[p] += a.size * services
-            else:
-                services = self.service[p].take(a.size)
-                self.part_busy[p] += float(services.sum())
-            done = _lindley(a, services, self.part_free[p])
-            self.part_free[p] = float(done[-1])
-            stored[m] = done
-            self.departed[p].append((done, m, c))
+            self._serve(p, a[:cut], m[:cut], c[:cut], stored)
 
     def next_time(self) -> float:
         soonest = self.gate_next()
