@@ -196,7 +196,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .config import InputError
-    from .sweep import load, run_sweep, summarize
+    from .report import format_sweep
+    from .sweep import load, run_sweep
 
     sweep = load(args.file)
     if args.scheduler and args.backend != "dask":
@@ -205,18 +206,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       cache=None if args.no_cache else args.cache_dir)
     out = args.out or sweep.output or "sweep.csv"
     table.to_csv(out, index=False, float_format="%.9g")
-    points = summarize(table, list(sweep.factors))
-    print(f"{len(table)} runs ({len(points)} points x {sweep.replications} replications) -> {out}")
-    for row in points.to_dict("records"):
-        factors = "  ".join(f"{k}={row[k]}" for k in sweep.factors)
-        p99 = row.get("latency_p99_ms_mean")
-        print(f"  {factors}:  {row['throughput_msgs_per_s_mean']:,.0f} +/- {_ci(row['throughput_msgs_per_s_ci95'])} msg/s,"
-              f"  p99 {p99:,.1f} ms,  timed out {row['timed_out_mean']:,.1f}")
+    print(format_sweep(sweep, table, out))
     return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .config import InputError, build_config, parse_assignments
+    from .config import InputError, build_config
     from .units import parse_duration
 
     overrides = load_overrides(args)
@@ -244,7 +239,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2, allow_nan=False))
     else:
-        print(_format_plan(result))
+        from .report import format_plan
+
+        print(format_plan(result))
     return 0 if result.feasible else 1
 
 
@@ -262,38 +259,8 @@ def _plan_max_rate(config, p99, as_json: bool) -> int:
     o = found.outcome
     print(f"highest sustainable rate: {found.rate:,.0f} msg/s (all producers), p99 {o['p99_ms']:,.1f} ms, "
           f"busiest: {o['bottleneck']} at {o['busiest_utilisation']:.0%}")
-    print(f"probed: " + ", ".join(f"{r:,.0f}{'' if h else ' (failed)'}" for r, h in found.probes))
+    print("probed: " + ", ".join(f"{r:,.0f}{'' if h else ' (failed)'}" for r, h in found.probes))
     return 0
-
-
-def _format_plan(result) -> str:
-    request = result.request
-    lines = [f"target: {request.rate:,.0f} msg/s" + (f", p99 <= {request.p99 * 1e3:,.0f} ms" if request.p99 else "")
-             + f"; {sum(1 for c in result.candidates if c.pruned)} of {len(result.candidates)} combinations ruled "
-             "out by analytic bounds, these simulated:"]
-    lines.append(f"  {'proc':>4} {'prod/proc':>9} {'parts':>5} {'limit':>6} {'msg/s':>10} {'p99 ms':>9} "
-                 f"{'timeouts':>8}  busiest")
-    for c in [c for c in result.candidates if c.outcome is not None]:
-        o = c.outcome
-        mark = "  <- meets the target" if c.holds else ""
-        lines.append(f"  {c.processes:>4} {c.producers_per_process:>9} {c.partitions:>5} "
-                     f"{'none' if c.limit is None else c.limit:>6} {o['throughput_msgs_per_s']:>10,.0f} "
-                     f"{o['p99_ms']:>9,.1f} {o['timed_out']:>8}  {o['bottleneck']} "
-                     f"{o['busiest_utilisation']:.0%}{mark}")
-    if result.recommendation is not None:
-        r = result.recommendation
-        lines.append(f"recommendation: {r.processes} process(es) x {r.producers_per_process} producer(s), "
-                     f"{r.partitions} partition(s), concurrent_task_limit {'none' if r.limit is None else r.limit}")
-        settings = " ".join(f"--set {k}={'none' if v is None else v}" for k, v in r.settings.items())
-        lines.append(f"reproduce: sim simulate {settings}")
-    else:
-        lines.append(f"no plan: {result.reason}.")
-        lines.append(f"the most that system sustains: {result.best_rate:,.0f} msg/s")
-    return "\n".join(lines)
-
-
-def _ci(value: float) -> str:
-    return "-" if value != value else f"{value:,.0f}"
 
 
 def _workers(args: argparse.Namespace) -> int | None:

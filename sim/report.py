@@ -84,3 +84,46 @@ def format_summary(result: Result) -> str:
         lines.append(f"  busy        {busy}")
     lines.append(f"  why         {explain(result)}")
     return "\n".join(lines)
+
+
+def format_plan(result) -> str:
+    """The planner's answer as a table, its recommendation and how to reproduce it."""
+    request = result.request
+    lines = [f"target: {request.rate:,.0f} msg/s" + (f", p99 <= {request.p99 * 1e3:,.0f} ms" if request.p99 else "")
+             + f"; {sum(1 for c in result.candidates if c.pruned)} of {len(result.candidates)} combinations ruled "
+             "out by analytic bounds, these simulated:"]
+    lines.append(f"  {'proc':>4} {'prod/proc':>9} {'parts':>5} {'limit':>6} {'msg/s':>10} {'p99 ms':>9} "
+                 f"{'timeouts':>8}  busiest")
+    for c in [c for c in result.candidates if c.outcome is not None]:
+        o = c.outcome
+        mark = "  <- meets the target" if c.holds else ""
+        lines.append(f"  {c.processes:>4} {c.producers_per_process:>9} {c.partitions:>5} "
+                     f"{'none' if c.limit is None else c.limit:>6} {o['throughput_msgs_per_s']:>10,.0f} "
+                     f"{o['p99_ms']:>9,.1f} {o['timed_out']:>8}  {o['bottleneck']} "
+                     f"{o['busiest_utilisation']:.0%}{mark}")
+    if result.recommendation is not None:
+        r = result.recommendation
+        lines.append(f"recommendation: {r.processes} process(es) x {r.producers_per_process} producer(s), "
+                     f"{r.partitions} partition(s), concurrent_task_limit {'none' if r.limit is None else r.limit}")
+        settings = " ".join(f"--set {k}={'none' if v is None else v}" for k, v in r.settings.items())
+        lines.append(f"reproduce: sim simulate {settings}")
+    else:
+        lines.append(f"no plan: {result.reason}.")
+        lines.append(f"the most that system sustains: {result.best_rate:,.0f} msg/s")
+    return "\n".join(lines)
+
+
+def format_sweep(sweep, table, out: str) -> str:
+    """One line per grid point: its factors, mean throughput (95% CI), p99 and timeouts."""
+    from .sweep import summarize
+
+    points = summarize(table, list(sweep.factors))
+    lines = [f"{len(table)} runs ({len(points)} points x {sweep.replications} replications) -> {out}"]
+    for row in points.to_dict("records"):
+        factors = "  ".join(f"{k}={row[k]}" for k in sweep.factors)
+        ci = row["throughput_msgs_per_s_ci95"]
+        lines.append(
+            f"  {factors}:  {row['throughput_msgs_per_s_mean']:,.0f} +/- {'-' if ci != ci else f'{ci:,.0f}'} msg/s,"
+            f"  p99 {row['latency_p99_ms_mean']:,.1f} ms,  timed out {row['timed_out_mean']:,.1f}"
+        )
+    return "\n".join(lines)

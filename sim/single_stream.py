@@ -29,7 +29,7 @@ def run_single_stream(system: System) -> Records | None:
     choose = streams.partitions[0].__next__
     service = streams.service
     gap = streams.arrival_gaps[0].__next__ if open_loop else None
-    rec_producer, rec_partition, rec_intended = records.producer, records.partition, records.intended
+    rec_partition, rec_intended = records.partition, records.intended
     rec_created, rec_sent, rec_stored = records.created, records.sent, records.stored
     rec_resolved, rec_status = records.resolved, records.status
 

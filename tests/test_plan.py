@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from sim import build_config, run
+from sim import build_config
 from sim.cli import main
-from sim.plan import Request, judge, max_rate, plan, prune
+from sim.plan import Request, max_rate, plan, prune
 
 
 def simulate_json(settings: dict, capsys, **changes) -> dict:
