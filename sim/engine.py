@@ -2,7 +2,7 @@
 
 Every station is a first-come first-served server computed by arithmetic
 (Lindley: ``start = max(arrival, free); free = start + service``), which is only
-right when the station takes its arrivals in time order. Two loops guarantee
+right when the station takes its arrivals in time order. Three loops guarantee
 that order.
 
 **Windows** (the usual one). Propagation is a delay no message can beat: a
@@ -20,14 +20,19 @@ two sides cannot affect each other:
   the acks to the clients for a later window.
 
 Whatever falls beyond a window waits for the next one; windows with nothing
-in them are skipped.
+in them are skipped. The broker side is computed message by message, or, when
+windows carry many messages, station by station with numpy
+(``sim.model.network``).
 
 **Events** (``sim.event_loop``): with no lookahead (zero RTT and unlimited
 bandwidth) a heap of events orders the merges instead.
 
+**A single stream** (``sim.single_stream``): one synchronous producer has one
+message in flight at a time; nothing merges, and a plain loop does it.
+
 Ties at a merge go to the older message; within a client, see
 ``sim.model.clients``. The naive SimPy model in ``tests/reference_model.py``
-is the oracle both loops are checked against.
+is the oracle all of them are checked against.
 """
 
 from __future__ import annotations
@@ -112,7 +117,6 @@ def _run_windows(system: System, network: str | None = None) -> Records:
     if network is None:
         network = "vector" if expected_batch(system) >= VECTOR_BATCH else "scalar"
     net = {"scalar": ScalarNetwork, "vector": VectorNetwork}[network](system, streams, records, clients_state)
-    outgoing = clients_state.outgoing
     clients = system.clients
     end = INF if cfg.run.duration is None else cfg.run.duration
     width = lookahead(system)
@@ -134,11 +138,8 @@ def _run_windows(system: System, network: str | None = None) -> Records:
         net.uplink(net.admit(until))
         # the broker and the downlink: acks for the clients' later windows
         net.broker(until, client_next)
-        # the next window starts at the next thing to do
+        # the next window starts at the next thing to do (admit() emptied the outgoing queues)
         start = min(min(client_next), net.next_time())
-        for out in outgoing:
-            if out and out[0][0] < start:
-                start = out[0][0]
         if start < until:
             start = until
         if records.tally is not None and records.count >= records.compact_at:

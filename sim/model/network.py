@@ -137,6 +137,7 @@ class ScalarNetwork(_Network):
         batch.sort()
         up_free, up_time, half_rtt, rtt = self.up_free, self.up_time, self.half_rtt, self.rtt
         window, released = self.window, self.released
+        # (two loops, not a test per message: this runs for every message)
         if self.read_cpu:
             to_read = self.to_read
             for t, m, c, n, p in batch:
