@@ -31,9 +31,9 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from .records import ACKED, IN_FLIGHT, TIMED_OUT
 from .system import UNBOUNDED, System
 
-IN_FLIGHT, ACKED, TIMED_OUT = 0, 1, 2
 # producer phases
 TIMER, SENDING, BLOCKED, SLEEPING, DRAINING, DONE = range(6)
 # CPU jobs
@@ -95,7 +95,8 @@ def client_side(system: System, streams, records):
     next_arrival = [0.0] * n_producers
     gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
     choose_next = [c.__next__ for c in streams.partitions]
-    watch = [deque() for _ in range(n_producers)]  # each producer's messages in send order
+    # each producer's messages still in flight (and a few resolved ones behind them), in send order
+    watch = [deque() for _ in range(n_producers)]
     timed_out = [False] * clients  # has any message of this client timed out?
     if open_loop:
         for j in range(n_producers):
