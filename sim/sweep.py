@@ -23,12 +23,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from .config import InputError, build_config
 
@@ -91,21 +90,11 @@ def load(path: str | Path) -> Sweep:
     factors = data.get("factors", {})
     return Sweep(
         base=flatten(data.get("base", {})),
-        factors={k: v for k, v in _flatten_factors(factors).items()},
+        factors=flatten(factors),
         replications=data.get("replications", 1),
         seed=data.get("seed"),
         output=data.get("output"),
     )
-
-
-def _flatten_factors(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, Mapping):
-            out.update(_flatten_factors(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 # -- running ---------------------------------------------------------------------
@@ -261,6 +250,3 @@ def summarize(table, factors: Sequence[str]):
     columns = [c for c in table.columns if c.endswith(("_mean", "_ci95"))]
     return table.groupby("point", sort=True)[list(factors) + columns].first().reset_index(drop=True)
 
-
-def is_finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
