@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any, Sequence
 
@@ -103,23 +104,33 @@ def build_parser() -> argparse.ArgumentParser:
     planner = commands.add_parser(
         "plan",
         help="find the cheapest system that reaches a target rate",
-        description="Which processes, producers per process, partitions and in-flight limit reach --rate "
-        "messages/s with no timeouts (and the --p99 bound)? Analytic bounds prune, simulation confirms; the "
-        "recommendation is the cheapest (fewest processes, then partitions). Exit code 1 when nothing reaches "
-        "the target. With --max-rate: the highest rate the --set config sustains.",
+        description="Which clients (producer processes), producers per client, partitions and in-flight limit "
+        "reach --rate messages/s with no timeouts, the --p99 bound and no station busier than --max-busy? The "
+        "search goes from one client up; analytic bounds prune, simulation confirms, and it stops at the first "
+        "system that holds. Exit code 1 when nothing reaches the target. With --max-rate: the highest rate the "
+        "--config/--set system sustains under the same test. Unset flags keep the value of --config/--set, "
+        "else the simulator's default.",
     )
-    planner.add_argument("--rate", type=float, metavar="MSG/S", help="target messages per second, all producers together")
-    planner.add_argument("--rtt", metavar="DURATION", help="round trip to the broker, e.g. 80ms")
+    planner.add_argument("--rate", type=float, metavar="MSG/S", help="target messages per second, all producers "
+                         "together (required unless --max-rate)")
+    planner.add_argument("--rtt", metavar="DURATION", help="round trip to the broker, e.g. 80ms (default 33ms)")
     planner.add_argument("--payload", metavar="SIZE", help="payload per message (default 512B)")
-    planner.add_argument("--p99", metavar="DURATION", help="p99 latency bound, from each message's intended send time")
+    planner.add_argument("--p99", metavar="DURATION", help="p99 latency bound, from each message's intended send "
+                         "time (default: no bound)")
     planner.add_argument("--ack-wait", metavar="DURATION", help="the SDK's ack_wait (default 15s)")
     planner.add_argument("--bandwidth", metavar="RATE", help="link bandwidth, e.g. 100Mbit/s (default 1Gbit/s)")
     planner.add_argument("--loss", metavar="P", help="packet loss rate (default 0)")
+    planner.add_argument("--max-busy", metavar="FRACTION", default="80%", help="headroom: no station (nor a "
+                         "connection's TCP window) busier than this, e.g. 0.8 or 80%% (default 80%%)")
     planner.add_argument("--max-producers", type=int, default=32, metavar="N", help="most producers in all (default 32)")
-    planner.add_argument("--max-processes", type=int, default=16, metavar="N", help="most processes (default 16)")
-    planner.add_argument("--max-rate", action="store_true", help="find the highest rate the --set config sustains")
+    planner.add_argument("--max-clients", type=int, default=16, metavar="N",
+                         help="most clients, i.e. producer processes, each with its own event loop and connection "
+                         "(default 16)")
+    planner.add_argument("--max-processes", type=int, dest="max_clients", help=argparse.SUPPRESS)  # older name
+    planner.add_argument("--max-rate", action="store_true", help="find the highest rate the --config/--set system "
+                         "sustains (default: off)")
     _add_config_options(planner)
-    planner.add_argument("--json", action="store_true", help="print one JSON object")
+    planner.add_argument("--json", action="store_true", help="print one JSON object (default: text)")
     planner.add_argument("--workers", type=int, metavar="N", help="processes to simulate on (default: one per core)")
     planner.set_defaults(func=cmd_plan)
 
@@ -227,14 +238,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
             p99 = parse_duration(args.p99)
         except ValueError as exc:
             raise InputError(f"--p99 = {args.p99}: {exc}") from None
+    max_busy = _fraction("--max-busy", args.max_busy)
     if args.max_rate:
-        return _plan_max_rate(build_config(overrides), p99, args.json)
+        return _plan_max_rate(build_config(overrides), p99, max_busy, args.json)
     if args.rate is None:
         raise InputError("--rate: give the target rate in messages per second (or use --max-rate)")
     from .plan import Request, plan
 
     request = Request(rate=args.rate, overrides=overrides, p99=p99, max_producers=args.max_producers,
-                      max_processes=args.max_processes, seed=build_config(overrides).run.seed)
+                      max_clients=args.max_clients, seed=build_config(overrides).run.seed, max_busy=max_busy)
     result = plan(request, workers=_workers(args))
     if args.json:
         print(json.dumps(result.to_json(), indent=2, allow_nan=False))
@@ -245,21 +257,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if result.feasible else 1
 
 
-def _plan_max_rate(config, p99, as_json: bool) -> int:
+def _fraction(flag: str, text: str) -> float:
+    """``0.8`` or ``80%`` as 0.8; one line naming the flag when it is not a fraction in (0, 1]."""
+    from .config import InputError
+
+    try:
+        value = float(text[:-1]) / 100 if text.strip().endswith("%") else float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        raise InputError(f"{flag} = {text}: must be a fraction > 0 and <= 1, e.g. 0.8 or 80%")
+    return value
+
+
+def _plan_max_rate(config, p99, max_busy, as_json: bool) -> int:
     from .plan import max_rate
 
-    found = max_rate(config, p99=p99)
+    found = max_rate(config, p99=p99, max_busy=max_busy)
     if as_json:
-        print(json.dumps({"max_rate_msgs_per_s": found.rate, "at_max": found.outcome,
-                          "probes": [{"rate": r, "held": h} for r, h in found.probes]}, indent=2, allow_nan=False))
+        print(json.dumps(found.to_json(), indent=2, allow_nan=False))
         return 0 if found.rate > 0 else 1
     if found.rate <= 0:
-        print("no rate held: even a trickle times out or misses the bound")
+        print("no rate held: even a trickle times out, misses the bound or runs a station past --max-busy")
         return 1
     o = found.outcome
-    print(f"highest sustainable rate: {found.rate:,.0f} msg/s (all producers), p99 {o['p99_ms']:,.1f} ms, "
-          f"busiest: {o['bottleneck']} at {o['busiest_utilisation']:.0%}")
+    p99_text = "-" if o["p99_ms"] is None else f"{o['p99_ms']:,.1f} ms"
+    print(f"highest sustainable rate: {found.rate:,.0f} msg/s (all producers), no station busier than "
+          f"{max_busy:.0%}: p99 {p99_text} from intended send time, busiest {o['busiest_station']} at "
+          f"{o['busiest_utilisation']:.0%}, limited by {o['limited_by']}")
     print("probed: " + ", ".join(f"{r:,.0f}{'' if h else ' (failed)'}" for r, h in found.probes))
+    print(f"reproduce: {found.to_json()['at_max']['reproduce']}")
     return 0
 
 

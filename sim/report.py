@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from .config import SimConfig
 from .model.system import System
-from .results import SATURATED, Result
+from .results import Result
 from .units import format_bandwidth, format_duration
 
 STATION_NAMES = {
@@ -41,23 +43,77 @@ def describe_system(config: SimConfig) -> str:
 
 
 def explain(result: Result) -> str:
-    """Why the throughput is what it is, from the measured utilisations."""
-    util = result.utilisation
+    """What sets the pace (the summary's ``limited_by``), in words, with the number behind it."""
+    from .analytic import round_trip
+    from .limits import flow_ceiling
+
+    s = result.summary
+    util = s["utilisation"]
     if not util:
         return "nothing was simulated"
-    station = max(util, key=util.get)
-    if util[station] >= SATURATED:
-        return f"limited by the {STATION_NAMES[station]}: busy {util[station]:.0%} of the time"
-    flow = System(result.config).flow
-    cause = {
-        "sync": "one round trip per message (sync produce)",
-        "window": "the window of messages in flight",
-        "limit": "the concurrent task limit and its poll",
-        "unbounded": "the offered load",
-    }[flow]
-    if result.config.producer.rate is not None:
-        cause = "the offered rate"
-    return f"no station is saturated (busiest: {STATION_NAMES[station]}, {util[station]:.0%}); the rate is set by {cause}"
+    what = s["limited_by"]
+    config = result.config
+    system = System(config)
+    trip = f"{round_trip(system) * 1e3:,.1f} ms"
+    if what in STATION_NAMES:
+        text = f"limited by the {STATION_NAMES[what]} ({what}): busy {util[what]:.0%} of the time"
+    elif what == "connection_window":
+        window = system.window_bytes
+        source = f"the Mathis window for loss {config.link.loss:g}" if config.link.loss else "link.window_bytes"
+        per = system.uplink_window / config.link.rtt if config.link.rtt > 0 else math.inf
+        text = (f"limited by the TCP window (connection_window): each connection may have {window:,.0f} B in flight ({source}), "
+                f"{system.uplink_window:,} messages per RTT, at most {per:,.0f} msg/s each; "
+                f"in use {util['connection']:.0%} of the time")
+    elif what == "offered_load":
+        busiest = max(util, key=util.get)
+        text = (f"limited by the offered load (offered_load): {config.producer.rate * system.producers:,.0f} msg/s offered and kept up "
+                f"with (busiest: {_station_label(busiest)} {util[busiest]:.0%})")
+    else:
+        _, ceiling = flow_ceiling(config)
+        cap = f"{'about' if what == 'limiter' else 'at most'} {ceiling:,.0f} msg/s" if math.isfinite(ceiling) else ""
+        if what == "round_trip" and system.flow == "sync":
+            text = f"limited by the round trip (round_trip): sync, one message per round trip ({trip}) per producer, {cap}"
+        elif what == "round_trip":
+            text = (f"limited by the round trip (round_trip): too few messages to keep any station busy; each waits a round "
+                    f"trip ({trip})")
+        elif what == "window":
+            text = (f"limited by the window (window): {config.producer.window:,} in flight per producer, each for a round trip "
+                    f"({trip}), {cap}")
+        else:
+            text = (f"limited by the task limit (limiter): concurrent_task_limit {config.producer.concurrent_task_limit:,} with its "
+                    f"{format_duration(config.producer.limiter_poll)} poll, {cap}")
+    if s["timed_out"]:
+        text += (f"; {s['timed_out']:,} timed out: acks came back later than ack_wait "
+                 f"({format_duration(config.producer.ack_wait)})")
+    return text
+
+
+def _station_label(name: str) -> str:
+    return "connection window" if name == "connection" else name
+
+
+def backlog_growth(result: Result) -> float | None:
+    """For an open-loop run: messages/s by which the backlog (waiting to be produced
+    or in flight) grows over the second half of the offering, or None when it holds
+    steady (within 5% of the offered rate and the Poisson noise)."""
+    config = result.config
+    rate = config.producer.rate
+    if rate is None:
+        return None
+    offered = rate * System(config).producers
+    ts = result.timeseries
+    width = config.run.bin
+    end = result.records.span if config.run.duration is not None else (config.producer.messages or 0) / rate
+    end = min(end, result.records.span)
+    first, last = int(end / 2 / width), int(end / width)
+    if last - first < 2:
+        return None
+    window = (last - first) * width
+    sent = float(ts["sent"].iloc[first:last].sum())
+    in_flight = ts["in_flight"].to_numpy()
+    growth = (offered * window - sent + in_flight[last - 1] - in_flight[first - 1 if first else 0]) / window
+    noise = 3 * math.sqrt(offered * window) / window
+    return growth if growth > 0.05 * offered + noise else None
 
 
 def format_summary(result: Result) -> str:
@@ -68,6 +124,9 @@ def format_summary(result: Result) -> str:
     def ms(value):
         return "-" if value is None else f"{value:,.3f}"
 
+    def percentiles(stats):
+        return f"p50 {ms(stats['p50'])}  p99 {ms(stats['p99'])}  p99.9 {ms(stats['p999'])}  max {ms(stats['max'])}"
+
     lines = [
         describe_system(result.config),
         f"  sent        {s['sent']:>12,}",
@@ -76,40 +135,57 @@ def format_summary(result: Result) -> str:
         f"  in flight   {s['in_flight']:>12,}" + ("  (run stopped by run.duration)" if result.records.cut else ""),
         f"  makespan    {s['makespan_s']:>12,.3f} s",
         f"  throughput  {(s['throughput_msgs_per_s'] or 0):>12,.0f} msg/s",
-        f"  latency ms  p50 {ms(lat['p50'])}  p99 {ms(lat['p99'])}  p99.9 {ms(lat['p999'])}  max {ms(lat['max'])}",
+        f"  latency ms  {percentiles(lat)}  (from produce())",
     ]
+    if "latency_from_intended_ms" in s:
+        lines.append(f"  latency ms  {percentiles(s['latency_from_intended_ms'])}  (from intended send time)")
+        growth = backlog_growth(result)
+        if growth is not None:
+            lines.append(f"  backlog     grows by ~{growth:,.0f} msg/s: the system does not keep up with "
+                         "producer.rate, so latency from intended send time keeps rising")
     util = result.utilisation
     if util:
-        busy = "  ".join(f"{name} {value:.0%}" for name, value in sorted(util.items(), key=lambda kv: -kv[1]))
+        busy = "  ".join(f"{_station_label(name)} {value:.0%}" for name, value in sorted(util.items(), key=lambda kv: -kv[1]))
         lines.append(f"  busy        {busy}")
     lines.append(f"  why         {explain(result)}")
     return "\n".join(lines)
 
 
 def format_plan(result) -> str:
-    """The planner's answer as a table, its recommendation and how to reproduce it."""
+    """The planner's answer: the candidates it simulated, its recommendation and how to reproduce it."""
+    from .plan import cli_values, reproduce_command
+
     request = result.request
-    lines = [f"target: {request.rate:,.0f} msg/s" + (f", p99 <= {request.p99 * 1e3:,.0f} ms" if request.p99 else "")
-             + f"; {sum(1 for c in result.candidates if c.pruned)} of {len(result.candidates)} combinations ruled "
-             "out by analytic bounds, these simulated:"]
-    lines.append(f"  {'proc':>4} {'prod/proc':>9} {'parts':>5} {'limit':>6} {'msg/s':>10} {'p99 ms':>9} "
-                 f"{'timeouts':>8}  busiest")
-    for c in [c for c in result.candidates if c.outcome is not None]:
-        o = c.outcome
-        mark = "  <- meets the target" if c.holds else ""
-        lines.append(f"  {c.processes:>4} {c.producers_per_process:>9} {c.partitions:>5} "
-                     f"{'none' if c.limit is None else c.limit:>6} {o['throughput_msgs_per_s']:>10,.0f} "
-                     f"{o['p99_ms']:>9,.1f} {o['timed_out']:>8}  {o['bottleneck']} "
-                     f"{o['busiest_utilisation']:.0%}{mark}")
+    head = (f"target: {request.rate:,.0f} msg/s" + (f", p99 <= {request.p99 * 1e3:,.0f} ms" if request.p99 else "")
+            + f", no station busier than {request.max_busy:.0%}; searched {len(result.candidates):,} of "
+            f"{result.combinations:,} systems (smallest first), {result.pruned:,} ruled out by analytic bounds")
+    lines = [head]
+    simulated = result.simulated
+    if simulated:
+        lines.append("simulated (msg/s: acked / run.duration, as `sim simulate` prints it; delivered: acked / offered "
+                     "over the run's middle half; p99 from intended send time):")
+        lines.append(f"  {'clients':>7} {'prod/client':>11} {'parts':>5} {'limit':>6} {'msg/s':>10} {'delivered':>9} "
+                     f"{'p99 ms':>9} {'timeouts':>8}  busiest (headroom)")
+        for c in simulated:
+            o = c.outcome
+            mark = "  <- meets the target" if c.holds else f"  x {', '.join(o['failed'])}"
+            p99 = "-" if o["p99_ms"] is None else f"{o['p99_ms']:,.1f}"
+            lines.append(f"  {c.clients:>7} {c.producers_per_client:>11} {c.partitions:>5} "
+                         f"{'none' if c.limit is None else c.limit:>6} {(o['throughput_msgs_per_s'] or 0):>10,.0f} "
+                         f"{o['delivered']:>9.1%} {p99:>9} {o['timed_out']:>8}  {o['busiest_station']} "
+                         f"{o['busiest_utilisation']:.0%} ({o['headroom']:.0%}){mark}")
     if result.recommendation is not None:
         r = result.recommendation
-        lines.append(f"recommendation: {r.processes} process(es) x {r.producers_per_process} producer(s), "
-                     f"{r.partitions} partition(s), concurrent_task_limit {'none' if r.limit is None else r.limit}")
-        settings = " ".join(f"--set {k}={'none' if v is None else v}" for k, v in r.settings.items())
-        lines.append(f"reproduce: sim simulate {settings}")
+        o = r.outcome
+        lines.append(f"recommendation: {r.clients} client(s) x {r.producers_per_client} producer(s), "
+                     f"{r.partitions} partition(s), concurrent_task_limit {'none' if r.limit is None else r.limit}: "
+                     f"{(o['throughput_msgs_per_s'] or 0):,.0f} msg/s, busiest {o['busiest_station']} "
+                     f"{o['busiest_utilisation']:.0%}, limited by {o['limited_by']}")
+        lines.append(f"reproduce: {reproduce_command(cli_values(r.settings))}")
     else:
         lines.append(f"no plan: {result.reason}.")
-        lines.append(f"the most that system sustains: {result.best_rate:,.0f} msg/s")
+        if result.best_rate:
+            lines.append(f"the most the largest system sustains under the same test: {result.best_rate:,.0f} msg/s")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import InputError, SimConfig
 from .engine import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
+from .limits import connection_occupancy, limited_by
 
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 SATURATED = 0.9  # busy fraction from which a station counts as the bottleneck
@@ -152,15 +153,22 @@ class Result:
         # flow control, round trips or the offered load set the pace
         out["bottleneck"] = busiest if busiest is not None and util[busiest] >= SATURATED else None
         out["simulated_s"] = self.records.span
+        out["limited_by"] = limited_by(self.config, out)
         return out
 
     @cached_property
     def utilisation(self) -> dict[str, float]:
-        """Busy fraction of the simulated span of the busiest server of each station."""
+        """Busy fraction of the simulated span of the busiest server of each station, and
+        ``connection``: the mean occupancy of the connections' TCP windows."""
         span = self.records.span
         if not span > 0:
             return {}
-        return {name: min(1.0, max(busy) / span) for name, busy in self.records.busy.items()}
+        util = {name: min(1.0, max(busy) / span) for name, busy in self.records.busy.items()}
+        carried = self.records.tally.stored if self.summary_only else int((~np.isnan(self.arrays["stored"])).sum())
+        connection = connection_occupancy(self.config, carried, span)
+        if connection is not None:
+            util["connection"] = connection
+        return util
 
     # -- tables -------------------------------------------------------------------
     @cached_property
