@@ -30,12 +30,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config key, e.g. --set link.rtt=10ms (repeatable; `sim list keys` shows all keys)",
+        help="override one config key, e.g. --set link.rtt=10ms (repeatable; `sim list keys` shows every key and its default)",
     )
     parser.add_argument(
         "--config",
         metavar="FILE.toml",
-        help="read overrides from a TOML file (dotted keys or [producer]-style tables); --set wins",
+        help="read overrides from a TOML file (dotted keys or [producer]-style tables; default: none); --set wins",
     )
 
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else the simulator's default.",
     )
     planner.add_argument("--rate", type=float, metavar="MSG/S", help="target messages per second, all producers "
-                         "together (required unless --max-rate)")
+                         "together (no default: required unless --max-rate)")
     planner.add_argument("--rtt", metavar="DURATION", help="round trip to the broker, e.g. 80ms (default 33ms)")
     planner.add_argument("--payload", metavar="SIZE", help="payload per message (default 512B)")
     planner.add_argument("--p99", metavar="DURATION", help="p99 latency bound, from each message's intended send "

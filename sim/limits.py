@@ -15,9 +15,11 @@
 The rule, from the measured utilisations and throughput (so that full and
 summary records give the same answer):
 
-1. a station or the connection window busy at least 90% of the time, and at
-   least as close to its ceiling as the flow control and the offered load are
-   to theirs, is named;
+1. a station or the connection window busy at least 90% of the time (the last
+   such along a message's path: client CPU, connection window, uplink, read
+   loop, partition, downlink, since a flood keeps the stations before the
+   tightest one busy too), and at least as close to its ceiling as the flow
+   control and the offered load are to theirs, is named;
 2. an open-loop producer whose throughput is at least as close to its flow
    control's ceiling as to the offered rate is limited by the flow control;
    one that is not held back (the mean wait from intended send time to
@@ -51,6 +53,7 @@ VOCABULARY = {
 }
 
 STATIONS = ("client_cpu", "uplink", "read_loop", "partition", "downlink")
+PATH = ("client_cpu", "connection_window", "uplink", "read_loop", "partition", "downlink")  # in a message's order
 
 
 def connection_occupancy(config: SimConfig, carried: int, span: float) -> float | None:
@@ -104,8 +107,11 @@ def limited_by(config: SimConfig, summary: dict[str, Any]) -> str:
     rate = config.producer.rate
     if rate is not None:
         ratios["offered_load"] = throughput / (rate * system.producers)
-    station = max(util, key=util.get) if util else None
-    if station is not None and util[station] >= SATURATED and util[station] >= max(ratios.values(), default=0.0):
+    saturated = [name for name in PATH if util.get(name, 0.0) >= SATURATED]
+    # a station past a saturated one is saturated only if it is the tighter of the two: the
+    # one upstream is busy making a backlog for it (as a flood keeps its client CPU busy)
+    station = saturated[-1] if saturated else (max(util, key=util.get) if util else None)
+    if saturated and util[station] >= max(ratios.values(), default=0.0):
         return station
     if rate is not None and flow is not None and ratios[flow] >= ratios["offered_load"]:
         return flow  # nearer the flow control's ceiling than the offered rate
