@@ -56,7 +56,8 @@ def explain(result: Result) -> str:
     system = System(config)
     trip = f"{round_trip(system) * 1e3:,.1f} ms"
     if what in STATION_NAMES:
-        text = f"limited by the {STATION_NAMES[what]} ({what}): busy {util[what]:.0%} of the time"
+        name = STATION_NAMES[what].replace(" (event loop)", ", its event loop")
+        text = f"limited by the {name} ({what}): busy {util[what]:.0%} of the time"
     elif what == "connection_window":
         window = system.window_bytes
         source = f"the Mathis window for loss {config.link.loss:g}" if config.link.loss else "link.window_bytes"
@@ -157,8 +158,12 @@ def format_plan(result) -> str:
 
     request = result.request
     head = (f"target: {request.rate:,.0f} msg/s" + (f", p99 <= {request.p99 * 1e3:,.0f} ms" if request.p99 else "")
-            + f", no station busier than {request.max_busy:.0%}; searched {len(result.candidates):,} of "
-            f"{result.combinations:,} systems (smallest first), {result.pruned:,} ruled out by analytic bounds")
+            + f", no station busier than {request.max_busy:.0%}; ")
+    if not result.simulated and result.pruned == len(result.candidates) == 1:
+        head += "the largest allowed system is ruled out by analytic bounds, and every smaller one with it"
+    else:
+        head += (f"searched {len(result.candidates):,} of {result.combinations:,} systems (smallest first), "
+                 f"{result.pruned:,} ruled out by analytic bounds")
     lines = [head]
     simulated = result.simulated
     if simulated:
