@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
 from sim import build_config
 from sim.analytic import round_trip
 from sim.cli import build_parser, main
+from sim.model.system import System
 from sim.plan import Request, max_rate, plan, prune
+from sim.tomlconfig import read_overrides
 
 
 def simulate_json(settings: dict, capsys, **changes) -> dict:
@@ -229,6 +232,21 @@ def test_plan_sizes_a_calibrated_profile_and_reproduces_it(tmp_path, capsys):
     out = simulate_json(rec["set"], capsys)
     assert out["config"]["client.send_cpu"] == pytest.approx(90e-6)
     assert summary_of(out, rec) == rec["summary"]
+
+
+PROFILES = sorted((Path(__file__).parent.parent / "sim" / "profiles").glob("*.toml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_plan_with_each_shipped_profile_reproduces(profile, capsys):
+    assert main(["simulate", "--config", str(profile), "--set", "producer.messages=10"]) == 0
+    capsys.readouterr()
+    config = build_config(read_overrides(str(profile)))
+    rate = 0.2 * min(System(config.replace({"producer.mode": "nonblocking"})).capacities().values())
+    answer = plan_json(["--config", str(profile), "--rate", f"{rate:.0f}", "--max-clients", "4"], capsys)
+    rec = answer["recommendation"]
+    assert max(rec["summary"]["utilisation"].values()) <= 0.8
+    assert summary_of(simulate_json(rec["set"], capsys), rec) == rec["summary"]
 
 
 def test_prune_rules_out_what_theory_forbids():
