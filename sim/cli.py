@@ -134,6 +134,28 @@ def build_parser() -> argparse.ArgumentParser:
     planner.add_argument("--workers", type=int, metavar="N", help="processes to simulate on (default: one per core)")
     planner.set_defaults(func=cmd_plan)
 
+    measure = commands.add_parser(
+        "measure",
+        help="measure a real broker (NATS JetStream on loopback) into a CSV table",
+        description="Start nats-server with JetStream on 127.0.0.1 (temporary store, free port), add round "
+        "trips with a delay proxy, run each point's producers as separate processes, and write one CSV row per "
+        "point and repeat. Needs pip install 'sim[nats]'.",
+    )
+    measure.add_argument("--suite", choices=["quick", "full"], default="full",
+                         help="quick: every mode once, under a minute; full (default): every mode, several RTTs, "
+                         "windows, limits, overload bursts and producers x partitions, a few minutes")
+    measure.add_argument("--quick", action="store_const", const="quick", dest="suite", help="same as --suite quick")
+    measure.add_argument("--repeats", type=int, metavar="N", help="runs of each point (default: 1 quick, 2 full)")
+    measure.add_argument("-o", "--out", default="measurements.csv", metavar="FILE.csv",
+                         help="where to write the table (default: measurements.csv); rewritten after every row")
+    measure.add_argument("--server-bin", metavar="PATH", help="the nats-server executable (default: the one "
+                         "installed with sim[nats], else on PATH)")
+    measure.add_argument("--quiet-cores", type=float, default=0.5, metavar="X",
+                         help="before each point, wait until fewer than X cores are busy (default 0.5)")
+    measure.add_argument("--quiet-wait", type=float, metavar="S",
+                         help="but wait at most S seconds, then measure anyway (default: 3 quick, 60 full)")
+    measure.set_defaults(func=cmd_measure)
+
     listing = commands.add_parser(
         "list",
         help="list scenarios and configuration keys",
@@ -287,6 +309,35 @@ def _plan_max_rate(config, p99, max_busy, as_json: bool) -> int:
           f"{o['busiest_utilisation']:.0%}, limited by {o['limited_by']}")
     print("probed: " + ", ".join(f"{r:,.0f}{'' if h else ' (failed)'}" for r, h in found.probes))
     print(f"reproduce: {found.to_json()['at_max']['reproduce']}")
+    return 0
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    from .config import InputError
+    from .measure import measure
+    from .measure.suites import DEFAULT_REPEATS, SUITES
+
+    repeats = args.repeats if args.repeats is not None else DEFAULT_REPEATS[args.suite]
+    if repeats < 1:
+        raise InputError(f"--repeats = {repeats}: must be at least 1")
+    quiet_wait = args.quiet_wait if args.quiet_wait is not None else (3.0 if args.suite == "quick" else 60.0)
+    if quiet_wait < 0:
+        raise InputError(f"--quiet-wait = {quiet_wait:g}: must be >= 0 seconds")
+    if args.quiet_cores <= 0:
+        raise InputError(f"--quiet-cores = {args.quiet_cores:g}: must be > 0")
+    rows: list[dict] = []
+
+    def save(row: dict) -> None:
+        import pandas as pd
+
+        rows.append(row)
+        pd.DataFrame(rows).to_csv(args.out, index=False)
+
+    table = measure(SUITES[args.suite](), repeats=repeats, on_row=save, server_bin=args.server_bin,
+                    quiet_cores=args.quiet_cores, quiet_wait_s=quiet_wait)
+    from .measure import format_table
+
+    print(format_table(table, args.out))
     return 0
 
 

@@ -1,0 +1,122 @@
+"""The measurement table: one CSV schema for ``measure``, ``calibrate`` and ``validate``.
+
+One row per point and repeat. The columns in :data:`COLUMNS` are required
+(more are allowed and kept). How a row becomes a simulator config is part of
+the model's contract, :func:`row_overrides`:
+
+==========================  ================================================
+row                         config
+==========================  ================================================
+mode = sync                 producer.mode = sync
+mode = window, window = C   nonblocking, producer.window = C
+mode = limit, limit = L     nonblocking, concurrent_task_limit = L, limiter_poll = 0
+mode = limit_poll, L        nonblocking, concurrent_task_limit = L, limiter_poll = 100ms
+mode = unbounded | burst    nonblocking, no window, no limit
+rtt_ms                      link.rtt (the PING/PONG p50 through the path)
+producers                   clients (one process, one connection each), producers_per_client = 1
+partitions                  broker.partitions (round-robin from partition 1)
+messages                    producer.messages = messages / producers
+ack_wait_s                  producer.ack_wait
+payload_bytes               producer.payload_bytes
+==========================  ================================================
+
+The path on loopback has no bandwidth limit and no TCP window to speak of, so
+``link.bandwidth`` and ``link.window_bytes`` are ``inf`` unless the
+calibrated profile says otherwise; the row's own keys always win.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from ..config import InputError
+
+COLUMNS = [
+    "mode", "rtt_ms", "window", "limit", "producers", "partitions",
+    "messages", "ack_wait_s", "payload_bytes",
+    "throughput_msgs_per_s", "p50_ms", "p99_ms",
+    "timeouts", "stored", "client_cpu_us_per_msg", "server_cpu_us_per_msg", "repeat",
+    "host_cores", "colocated",
+]
+MODES = ("sync", "window", "limit", "limit_poll", "unbounded", "burst")
+LIMITER_POLL = "100ms"
+
+# the path of a loopback measurement, under the profile and the row
+PATH_DEFAULTS = {"link.bandwidth": "inf", "link.window_bytes": "inf"}
+
+
+def _number(row: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = row.get(key)
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {key} = {value}: expected a number") from None
+
+
+def _whole(row, key, where, minimum=1) -> int | None:
+    value = _number(row, key, where)
+    if value is None:
+        return None
+    if not value.is_integer() or value < minimum:
+        raise InputError(f"{where}: {key} = {row[key]}: expected a whole number >= {minimum}")
+    return int(value)
+
+
+def row_overrides(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
+    """The dotted-key config that stands for one measured row (see the module docstring)."""
+    mode = str(row.get("mode", "")).strip()
+    if mode not in MODES:
+        raise InputError(f"{where}: mode = {mode or '(empty)'}: must be one of {', '.join(MODES)}")
+    producers = _whole(row, "producers", where) or 1
+    messages = _whole(row, "messages", where)
+    if messages is None:
+        raise InputError(f"{where}: messages: missing")
+    rtt_ms = _number(row, "rtt_ms", where)
+    if rtt_ms is None or rtt_ms < 0:
+        raise InputError(f"{where}: rtt_ms = {row.get('rtt_ms')}: expected a number >= 0")
+    out: dict[str, Any] = {
+        "clients": producers,
+        "producers_per_client": 1,
+        "producer.messages": max(1, round(messages / producers)),
+        "link.rtt": rtt_ms / 1e3,
+        "broker.partitions": _whole(row, "partitions", where) or 1,
+        "producer.mode": "sync" if mode == "sync" else "nonblocking",
+    }
+    if (ack := _number(row, "ack_wait_s", where)) is not None:
+        out["producer.ack_wait"] = ack
+    if (payload := _whole(row, "payload_bytes", where, minimum=0)) is not None:
+        out["producer.payload_bytes"] = payload
+    if mode == "window":
+        window = _whole(row, "window", where)
+        if window is None:
+            raise InputError(f"{where}: window: mode window needs a window C")
+        out["producer.window"] = window
+    elif mode in ("limit", "limit_poll"):
+        limit = _whole(row, "limit", where)
+        if limit is None:
+            raise InputError(f"{where}: limit: mode {mode} needs a limit L")
+        out["producer.concurrent_task_limit"] = limit
+        out["producer.limiter_poll"] = LIMITER_POLL if mode == "limit_poll" else 0
+    return out
+
+
+def read_table(path: str):
+    """The measurement CSV as a DataFrame, checked for the required columns."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: not a CSV table: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}; a measurement table has "
+                         f"{', '.join(COLUMNS)}")
+    if table.empty:
+        raise InputError(f"{path}: no rows")
+    return table
