@@ -65,6 +65,7 @@ async def produce(spec: dict) -> dict:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    probes = await probe(nc, spec["probes"])
     cpu0 = time.process_time()
     tally.first_start = clock()
     tasks: set[asyncio.Task] = set()
@@ -115,6 +116,7 @@ async def produce(spec: dict) -> dict:
     while tasks:
         await asyncio.gather(*list(tasks))
     cpu = time.process_time() - cpu0
+    probes += await probe(nc, spec["probes"])
     await nc.close()
     return {
         "sent": n,
@@ -126,7 +128,22 @@ async def produce(spec: dict) -> dict:
         "last_end": tally.last_end,
         "cpu_s": cpu,
         "latencies_s": [round(v, 7) for v in tally.latencies],
+        "request_rtts_s": probes,
     }
+
+
+async def probe(nc, count: int) -> list[float]:
+    """Round trips of the cheapest request the broker answers (``$JS.API.INFO``) on this connection.
+
+    A publish's round trip without the append, from the same process, connection and event loop,
+    just before and just after the run.
+    """
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await nc.request("$JS.API.INFO", b"", timeout=10)
+        out.append(round(time.perf_counter() - start, 7))
+    return out
 
 
 def main(argv: list[str]) -> int:

@@ -144,29 +144,6 @@ class Session:
     def stored(self, partitions: int) -> int:
         return asyncio.run(self._admin(partitions, reset=False))
 
-    def request_rtts(self, port: int, added_rtt_ms: float) -> list[float]:
-        """Round trips of a JetStream API request (``$JS.API.INFO``) from nats-py through the path.
-
-        The cheapest request the broker answers: a publish's round trip without the append.
-        """
-        count = int(min(200, max(7, 400 / max(added_rtt_ms, 1e-3))))
-        return asyncio.run(self._requests(port, count))
-
-    async def _requests(self, port: int, count: int) -> list[float]:
-        import nats
-
-        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False, connect_timeout=10)
-        try:
-            await nc.request("$JS.API.INFO", b"", timeout=10)  # warm-up: the reply subscription
-            out = []
-            for _ in range(count):
-                start = time.perf_counter()
-                await nc.request("$JS.API.INFO", b"", timeout=10)
-                out.append(time.perf_counter() - start)
-            return out
-        finally:
-            await nc.close()
-
     async def _admin(self, partitions: int, reset: bool) -> int:
         import nats
         from nats.js.api import StorageType, StreamConfig
@@ -199,17 +176,20 @@ class Session:
         port = self.port_for(point.added_rtt_ms)
         direct = sorted(self.path_rtt(self.server.port, 0.0))
         path = sorted(self.path_rtt(port, point.added_rtt_ms)) if port != self.server.port else direct
-        request = sorted(self.request_rtts(port, point.added_rtt_ms))
-        results = self._run_producers(point, port)
+        # request probes before and after the run, 0.3 s each way: as long an exposure to a busy
+        # machine as a short run, so the two see the same preemptions
+        probes = int(min(2000, max(5, 0.3 / (percentile(path, 0.5) + 1e-4))))
+        results = self._run_producers(point, port, probes)
+        request = sorted(v for o in results["outputs"] for v in o["request_rtts_s"])
         stored = self._settled_stored(point.partitions)
         return self._row(point, repeat, results, (path, direct, request), stored, busy_before, waited, load1)
 
-    def _run_producers(self, point: Point, port: int) -> dict:
+    def _run_producers(self, point: Point, port: int, probes: int) -> dict:
         shares = [point.messages // point.producers + (1 if i < point.messages % point.producers else 0)
                   for i in range(point.producers)]
         base = {"url": f"nats://127.0.0.1:{port}", "mode": point.mode, "window": point.window,
                 "limit": point.limit, "ack_wait_s": point.ack_wait_s, "payload_bytes": point.payload_bytes,
-                "partitions": point.partitions, "subject_prefix": SUBJECT_PREFIX}
+                "partitions": point.partitions, "subject_prefix": SUBJECT_PREFIX, "probes": probes}
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.producers = [
             procs.spawn([sys.executable, "-m", "sim.measure.producer", json.dumps({**base, "messages": share})],
@@ -295,6 +275,7 @@ class Session:
             "added_rtt_ms": round((percentile(path, 0.5) - percentile(direct, 0.5)) * 1e3, 4),
             "rtt_p99_ms": round(percentile(path, 0.99) * 1e3, 4),
             "request_rtt_ms": round(percentile(request, 0.5) * 1e3, 4),
+            "request_rtt_mean_ms": round(sum(request) / len(request) * 1e3, 4),
             "acked": acked,
             "errors": sum(o["errors"] for o in outputs),
             "p999_ms": round(percentile(latencies, 0.999) * 1e3, 4),
