@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: start a LocalCluster on this machine)")
     sweep.add_argument("--no-cache", action="store_true", help="recompute every run instead of reusing cached ones")
     sweep.add_argument("--cache-dir", default=".sim-cache", metavar="DIR", help="where runs are cached (default: .sim-cache)")
+    sweep.add_argument("--config", metavar="FILE.toml", help="overrides under the sweep's [base] (e.g. a calibration "
+                       "from sim calibrate); the sweep file wins")
     sweep.set_defaults(func=cmd_sweep)
 
     planner = commands.add_parser(
@@ -155,6 +157,39 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--quiet-wait", type=float, metavar="S",
                          help="but wait at most S seconds, then measure anyway (default: 3 quick, 60 full)")
     measure.set_defaults(func=cmd_measure)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit the model's costs to a measurement table",
+        description="Fit cost keys (default: every one) by least squares on log throughput and log p50, "
+        "simulating every measured point under each candidate; write the fitted keys as a TOML file for --config.",
+    )
+    calibrate.add_argument("file", metavar="FILE.csv", help="a table written by sim measure")
+    calibrate.add_argument("--fit", metavar="KEY,KEY...", help="the keys to fit (default: client.send_cpu, "
+                           "client.ack_cpu, broker.read_cpu, broker.service_time)")
+    calibrate.add_argument("--holdout", type=float, default=0.3, metavar="F",
+                           help="fraction of the points kept out of the fit and predicted afterwards (default 0.3)")
+    calibrate.add_argument("--seed", type=int, default=1, help="which points are held out (default 1)")
+    calibrate.add_argument("--start", choices=["data", "defaults"], default="data",
+                           help="start from the CPU per message the table measured (default) or from the defaults")
+    calibrate.add_argument("-o", "--out", default="calibrated.toml", metavar="FILE.toml",
+                           help="where to write the calibration (default: calibrated.toml)")
+    _add_cache_options(calibrate)
+    calibrate.set_defaults(func=cmd_calibrate)
+
+    validate = commands.add_parser(
+        "validate",
+        help="set a measurement table against the simulator under a calibration",
+        description="Simulate every measured row under --config and print real against simulated throughput, "
+        "p50, p99 and timeouts with errors, a summary by mode, and draw the comparison as a figure.",
+    )
+    validate.add_argument("file", metavar="FILE.csv", help="a table written by sim measure")
+    validate.add_argument("--config", required=True, metavar="FILE.toml", help="the calibration (sim calibrate -o)")
+    validate.add_argument("--json", action="store_true", help="print one JSON object per row, in order")
+    validate.add_argument("--figure", default="figures/validation.png", metavar="FILE.png",
+                          help="where to draw real against simulated (default: figures/validation.png)")
+    _add_cache_options(validate)
+    validate.set_defaults(func=cmd_validate)
 
     listing = commands.add_parser(
         "list",
@@ -233,6 +268,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import load, run_sweep
 
     sweep = load(args.file)
+    if args.config:
+        import dataclasses
+
+        from .tomlconfig import read_overrides
+
+        sweep = dataclasses.replace(sweep, base={**read_overrides(args.config), **sweep.base})
     if args.scheduler and args.backend != "dask":
         raise InputError(f"--scheduler = {args.scheduler}: needs --backend dask")
     table = run_sweep(sweep, workers=_workers(args), backend=args.backend, scheduler=args.scheduler,
@@ -339,6 +380,58 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
     print(format_table(table, args.out))
     return 0
+
+
+def _add_cache_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, metavar="N", help="processes to simulate on (default: one per core)")
+    parser.add_argument("--no-cache", action="store_true", help="recompute every run instead of reusing cached ones")
+    parser.add_argument("--cache-dir", default=".sim-cache", metavar="DIR", help="where runs are cached (default: .sim-cache)")
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import COST_KEYS, calibrate, format_fit, to_toml
+    from .measure import read_table
+
+    table = read_table(args.file)
+    keys = COST_KEYS if args.fit is None else args.fit.split(",")
+    fit = calibrate(table, keys=keys, holdout=args.holdout, seed=args.seed, workers=_workers(args),
+                    cache=None if args.no_cache else args.cache_dir, from_data=args.start == "data")
+    with open(args.out, "w") as handle:
+        handle.write(to_toml(fit, args.file))
+    print(format_fit(fit))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .calibrate import draw, format_rows, format_summary, summary_by_mode, validate
+    from .measure import read_table
+    from .tomlconfig import read_overrides
+
+    table = read_table(args.file)
+    rows = validate(table, read_overrides(args.config), workers=_workers(args),
+                    cache=None if args.no_cache else args.cache_dir)
+    if args.figure:
+        draw(rows, args.figure)
+    if args.json:
+        records = [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict(orient="records")]
+        print(json.dumps(records, indent=2, allow_nan=False))
+        return 0
+    print(format_rows(rows))
+    print("\nby mode:")
+    print(format_summary(summary_by_mode(rows)))
+    if args.figure:
+        print(f"drew {args.figure}")
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: numpy scalars to Python, NaN to null."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _workers(args: argparse.Namespace) -> int | None:

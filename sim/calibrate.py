@@ -1,0 +1,439 @@
+"""Fit the model's costs to measurements of a real broker, and check the fit.
+
+``calibrate(table)`` fits chosen keys (by default every cost key: the client's
+CPU per produce and per ack, the broker's read loop and partition stage) by
+least squares on log throughput and log p50, with the simulator in the loop:
+each evaluation simulates every measured point (runs go through the sweep
+machinery's process pool and cache), and ``scipy.optimize.least_squares``
+moves the keys, in log space and within bounds. What the rows give directly
+(RTT, producers, partitions, modes, messages, ack_wait, payload) is taken from
+them, never fitted (:func:`sim.measure.row_overrides`).
+
+Repeats of a point are pooled (medians) before fitting. Uncertainties come
+from the Jacobian at the optimum (1 sigma, relative, in log space); keys that
+move the simulated points only together (a near-null direction of the
+Jacobian) or not at all are reported as not told apart by the data. A
+fraction of the points can be held out of the fit and predicted afterwards.
+
+``validate(table, overrides)`` simulates every row under a calibration and sets
+real against simulated throughput, p50, p99 and timeouts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .config import InputError, build_config, known_keys
+from .measure.schema import PATH_DEFAULTS, row_overrides
+
+COST_KEYS = ("client.send_cpu", "client.ack_cpu", "broker.read_cpu", "broker.service_time")
+BOUNDS_S = (1e-7, 0.05)  # 0.1 us to 50 ms per message
+_FLOOR = 1e-6  # stands for zero throughput or latency inside a log
+_STEP = 0.02  # forward-difference step in log space (2%)
+_POINT_KEYS = ("mode", "window", "limit", "producers", "partitions", "messages", "ack_wait_s", "payload_bytes")
+
+
+def check_keys(keys: Sequence[str]) -> list[str]:
+    keys = [k.strip() for k in keys if k.strip()]
+    if not keys:
+        raise InputError("--fit: name at least one key")
+    for key in keys:
+        if key not in known_keys():
+            raise InputError(f"--fit = {key}: not a config key (`sim list keys` shows them)")
+        if key not in COST_KEYS:
+            raise InputError(f"--fit = {key}: not a cost key; the fit can move {', '.join(COST_KEYS)}")
+    if len(set(keys)) != len(keys):
+        raise InputError(f"--fit = {','.join(keys)}: a key is named twice")
+    return keys
+
+
+def pool_points(table):
+    """One row per measured point: medians over its repeats."""
+    frame = table.copy()
+    rtt_group = "added_rtt_target_ms" if "added_rtt_target_ms" in frame.columns else "rtt_ms"
+    frame["_rtt_group"] = frame[rtt_group].round(3)
+    keys = [k for k in _POINT_KEYS if k in frame.columns] + ["_rtt_group"]
+    numeric = ["rtt_ms", "throughput_msgs_per_s", "p50_ms", "p99_ms", "timeouts"]
+    pooled = frame.groupby(keys, dropna=False, sort=False)[numeric].median().reset_index()
+    pooled["repeats"] = frame.groupby(keys, dropna=False, sort=False).size().to_numpy()
+    return pooled.drop(columns="_rtt_group")
+
+
+def row_config(row: Mapping[str, Any], overrides: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
+    """The full dotted-key config that simulates one row under a calibration's ``overrides``."""
+    flat = {**PATH_DEFAULTS, **overrides, **row_overrides(row, where)}
+    return build_config(flat).flat()
+
+
+def simulate_configs(configs: list[dict], workers: int | None = None, cache: str | None = ".sim-cache",
+                     progress: bool | None = False) -> list[dict]:
+    """Summaries of full configs: the sweep machinery's worker function, process pool and cache."""
+    from .parallel import parallel_map
+    from .sweep import Cache, simulate
+
+    store = Cache(cache)
+    results = [store.get(c) for c in configs]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if todo:
+        fresh = parallel_map(simulate, [configs[i] for i in todo], workers=workers, progress=progress,
+                             desc="simulate")
+        for i, summary in zip(todo, fresh):
+            results[i] = summary
+            store.put(configs[i], summary)
+    return results
+
+
+def _log(value: float) -> float:
+    return math.log(max(float(value), _FLOOR)) if value == value else math.log(_FLOOR)
+
+
+@dataclass
+class Fit:
+    """What ``calibrate`` found."""
+
+    keys: list[str]
+    values: dict[str, float]
+    rel_uncertainty: dict[str, float]  # 1 sigma, relative
+    start: dict[str, float]
+    undetermined: list[str]  # keys the data do not move at all
+    tangled: list[list[str]]  # groups of keys the data cannot tell apart
+    train: Any  # pooled points used in the fit, with sim_ columns
+    holdout: Any  # pooled points held out, with sim_ columns (may be empty)
+    rms_log_error: float
+    evaluations: int
+    base: dict[str, Any] = field(default_factory=dict)
+
+    def overrides(self) -> dict[str, Any]:
+        return {**self.base, **self.values}
+
+
+def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed: int = 1,
+              base: Mapping[str, Any] | None = None, workers: int | None = None, cache: str | None = ".sim-cache",
+              progress: bool | None = None, max_evaluations: int = 60, from_data: bool = True,
+              tolerance: float = 1e-4) -> Fit:
+    """Fit ``keys`` to the measured ``table`` (see the module docstring)."""
+    from scipy.optimize import least_squares
+
+    keys = check_keys(list(keys))
+    if not 0 <= holdout < 1:
+        raise InputError(f"--holdout = {holdout:g}: must be >= 0 and < 1")
+    base = dict(base or {})
+    points = pool_points(table)
+    for i, row in points.iterrows():
+        row_config(row, base, where=f"point {i}")  # bad rows fail before anything runs
+    order = np.random.default_rng(seed).permutation(len(points))
+    n_hold = int(round(holdout * len(points))) if len(points) > 1 else 0
+    n_hold = min(max(n_hold, 1 if holdout > 0 and len(points) > 1 else 0), len(points) - 1)
+    held = points.iloc[np.sort(order[:n_hold])].reset_index(drop=True)
+    train = points.iloc[np.sort(order[n_hold:])].reset_index(drop=True)
+
+    start_config = build_config({**PATH_DEFAULTS, **base})
+    defaults = {k: float(_get(start_config, k)) for k in COST_KEYS}
+    start = {k: v for k, v in (data_start(table, keys, defaults) if from_data else defaults).items() if k in keys}
+    lo, hi = math.log(BOUNDS_S[0]), math.log(BOUNDS_S[1])
+    x0 = np.clip(np.log([max(start[k], BOUNDS_S[0]) for k in keys]), lo, hi)
+    memo: dict[tuple, np.ndarray] = {}
+    real = np.array([[_log(r["throughput_msgs_per_s"]), _log(r["p50_ms"])] for _, r in train.iterrows()]).ravel()
+
+    def theta(x) -> dict[str, float]:
+        return {k: float(math.exp(v)) for k, v in zip(keys, x)}
+
+    def evaluate(xs: list[np.ndarray]) -> list[np.ndarray]:
+        wanted = [tuple(np.round(x, 12)) for x in xs]
+        missing = [w for w in dict.fromkeys(wanted) if w not in memo]
+        configs = [row_config(r, {**base, **theta(w)}) for w in missing for _, r in train.iterrows()]
+        summaries = simulate_configs(configs, workers=workers, cache=cache, progress=progress) if configs else []
+        n = len(train)
+        for j, w in enumerate(missing):
+            sims = summaries[j * n:(j + 1) * n]
+            memo[w] = np.array([[_log(s["throughput_msgs_per_s"]), _log(s["latency_p50_ms"])]
+                                for s in sims]).ravel() - real
+        return [memo[w] for w in wanted]
+
+    def residuals(x):
+        return evaluate([x])[0]
+
+    def jacobian(x):
+        steps = [np.where(x + _STEP <= hi, _STEP, -_STEP)[i] for i in range(len(x))]
+        shifted = [x + np.eye(len(x))[i] * steps[i] for i in range(len(x))]
+        r0, *rs = evaluate([x] + shifted)
+        return np.column_stack([(r - r0) / s for r, s in zip(rs, steps)])
+
+    x0 = _search(x0, lambda xs: [float(r @ r) for r in evaluate(xs)], lo, hi)
+    solution = least_squares(residuals, x0, jac=jacobian, bounds=(lo, hi), method="trf", x_scale=1.0,
+                             xtol=tolerance, ftol=tolerance ** 2, gtol=1e-10, max_nfev=max_evaluations)
+    x = solution.x
+    values = theta(x)
+    jac = jacobian(x)
+    r = residuals(x)
+    rel, undetermined, tangled = _uncertainty(keys, jac, r)
+    fit = Fit(keys=keys, values=values, rel_uncertainty=rel, start=start, undetermined=undetermined,
+              tangled=tangled, train=train, holdout=held, rms_log_error=float(np.sqrt(np.mean(r ** 2))),
+              evaluations=len(memo), base=base)
+    fit.train = _with_sims(train, fit.overrides(), workers, cache)
+    fit.holdout = _with_sims(held, fit.overrides(), workers, cache)
+    return fit
+
+
+def _search(x, cost, lo: float, hi: float, passes: int = 8) -> np.ndarray:
+    """A coarse search before the local fit: move one key at a time by a factor of 1/4 .. 4.
+
+    A cost key only matters once its station is busy, so the fit's surface has flat regions
+    where a local method would stall; from the best of these moves the local fit starts in
+    the right basin. Each pass evaluates every move at once (in parallel), then takes the best.
+    """
+    steps = np.log([0.25, 0.5, 2.0, 4.0])
+    best = cost([x])[0]
+    for _ in range(passes):
+        moves = [np.clip(x + np.eye(len(x))[i] * step, lo, hi) for i in range(len(x)) for step in steps]
+        costs = cost(moves)
+        j = int(np.argmin(costs))
+        if costs[j] >= best * (1 - 1e-6):
+            break
+        x, best = moves[j], costs[j]
+    return x
+
+
+def data_start(table, keys: Sequence[str], defaults: Mapping[str, float]) -> dict[str, float]:
+    """Start values from what the rows measured directly: CPU time per message.
+
+    The producers' CPU per message, where the client is the bottleneck (unbounded and burst
+    rows), is shared between ``client.send_cpu`` and ``client.ack_cpu`` in the defaults'
+    proportion; the server's CPU per message likewise between ``broker.read_cpu`` and
+    ``broker.service_time``. A key with no such data starts at its default.
+    """
+    start = dict(defaults)
+    pairs = ((("client.send_cpu", "client.ack_cpu"), "client_cpu_us_per_msg", ("unbounded", "burst")),
+             (("broker.read_cpu", "broker.service_time"), "server_cpu_us_per_msg", None))
+    for pair, column, modes in pairs:
+        if column not in table.columns:
+            continue
+        rows = table if modes is None else table[table["mode"].isin(modes)]
+        rows = rows[rows["messages"] >= 1000] if "messages" in rows.columns else rows
+        values = rows[column].to_numpy(float)
+        values = values[np.isfinite(values) & (values > 0)]
+        if not values.size:
+            continue
+        total = float(np.median(values)) * 1e-6
+        weight = sum(defaults[k] for k in pair)
+        for key in pair:
+            if key in keys and weight > 0:
+                start[key] = total * defaults[key] / weight
+    return start
+
+
+def _get(config, key: str):
+    group, _, name = key.partition(".")
+    return getattr(getattr(config, group), name) if name else getattr(config, group)
+
+
+def _uncertainty(keys, jac, r):
+    """Relative 1-sigma uncertainties, keys the data do not move, groups they cannot tell apart."""
+    m, n = jac.shape
+    scale = np.linalg.norm(jac, axis=0)
+    biggest = scale.max() if n else 0.0
+    undetermined = [k for k, s in zip(keys, scale) if s <= 1e-6 * max(biggest, 1e-12)]
+    dof = max(1, m - n)
+    s2 = float(r @ r) / dof
+    _, sv, vt = np.linalg.svd(jac, full_matrices=False)
+    cov = (vt.T / np.maximum(sv, 1e-300) ** 2) @ vt * max(s2, 1e-12)
+    rel = {}
+    for i, k in enumerate(keys):
+        sigma = math.sqrt(max(cov[i, i], 0.0))
+        rel[k] = math.inf if k in undetermined or sigma > 30 else float(math.expm1(sigma))
+    tangled: list[list[str]] = []
+    if n > 1 and sv.size and sv[0] > 0:
+        for value, vector in zip(sv, vt):
+            if value < 1e-3 * sv[0]:
+                group = [k for k, c in zip(keys, vector) if abs(c) > 0.2 and k not in undetermined]
+                if len(group) > 1:
+                    tangled.append(group)
+        sd = np.sqrt(np.maximum(np.diag(cov), 1e-300))
+        corr = cov / np.outer(sd, sd)
+        for i in range(n):
+            for j in range(i + 1, n):
+                pair = [keys[i], keys[j]]
+                if abs(corr[i, j]) > 0.95 and not any(set(pair) <= set(g) for g in tangled) \
+                        and keys[i] not in undetermined and keys[j] not in undetermined:
+                    tangled.append(pair)
+    return rel, undetermined, tangled
+
+
+def _with_sims(rows, overrides, workers, cache):
+    rows = rows.copy()
+    if rows.empty:
+        for c in ("sim_throughput_msgs_per_s", "sim_p50_ms", "sim_p99_ms", "sim_timeouts"):
+            rows[c] = []
+        return rows
+    configs = [row_config(r, overrides, where=f"row {i}") for i, r in rows.iterrows()]
+    sims = simulate_configs(configs, workers=workers, cache=cache)
+    rows["sim_throughput_msgs_per_s"] = [s["throughput_msgs_per_s"] for s in sims]
+    rows["sim_p50_ms"] = [s["latency_p50_ms"] for s in sims]
+    rows["sim_p99_ms"] = [s["latency_p99_ms"] for s in sims]
+    rows["sim_timeouts"] = [int(s["timed_out"]) for s in sims]
+    return rows
+
+
+def validate(table, overrides: Mapping[str, Any], workers: int | None = None, cache: str | None = ".sim-cache",
+             progress: bool | None = None):
+    """Every measured row with its simulated throughput, p50, p99 and timeouts (``sim_`` columns)."""
+    for i, row in table.iterrows():
+        row_config(row, overrides, where=f"row {i + 1}")
+    return _with_sims(table, dict(overrides), workers, cache)
+
+
+# -- output ---------------------------------------------------------------------
+
+
+def error(sim: float, real: float) -> float:
+    """Relative error of the simulation: sim / real - 1 (nan when real is 0)."""
+    return sim / real - 1 if real else math.nan
+
+
+def to_toml(fit: Fit, source: str) -> str:
+    """The calibration as a TOML file that ``--config`` reads (simulate, plan, sweep)."""
+    from .units import format_duration
+
+    lines = [f"# sim calibrate: the model's costs fitted to {source}",
+             f"# {len(fit.train)} points fitted, {len(fit.holdout)} held out; rms log error {fit.rms_log_error:.3f}",
+             "# value  # 1-sigma relative uncertainty, and the default it started from"]
+    for key in fit.keys:
+        if key in fit.undetermined:
+            lines.append(f"# {key}: the data do not move it; left at its start value")
+    for group in fit.tangled:
+        lines.append(f"# not told apart by the data: {', '.join(group)} (only their combination is fitted)")
+    groups: dict[str, list[str]] = {}
+    for key in fit.keys:
+        group, _, name = key.partition(".")
+        unc = fit.rel_uncertainty[key]
+        note = "undetermined" if not math.isfinite(unc) else f"+-{unc:.0%}"
+        groups.setdefault(group, []).append(
+            f'{name} = "{_duration(fit.values[key])}"  # {note}; start {format_duration(fit.start[key])}')
+    for group, entries in groups.items():
+        lines += ["", f"[{group}]", *entries]
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e6:.4g}us"
+
+
+def format_fit(fit: Fit) -> str:
+    from .units import format_duration
+
+    lines = [f"fitted {len(fit.keys)} key(s) to {len(fit.train)} points ({fit.evaluations} simulated parameter "
+             f"sets); rms error of log throughput and log p50: {fit.rms_log_error:.3f}"]
+    for key in fit.keys:
+        unc = fit.rel_uncertainty[key]
+        shown = "not determined by the data" if not math.isfinite(unc) else f"+- {unc:.0%}"
+        lines.append(f"  {key:<22} {format_duration(fit.values[key]):>10}  {shown}  "
+                     f"(start {format_duration(fit.start[key])})")
+    for group in fit.tangled:
+        lines.append(f"  cannot tell apart: {', '.join(group)}: the data fix only their combination")
+    for name, rows in (("fitted points", fit.train), ("held-out points", fit.holdout)):
+        if len(rows):
+            tp = [abs(error(s, r)) for s, r in zip(rows["sim_throughput_msgs_per_s"], rows["throughput_msgs_per_s"])]
+            p50 = [abs(error(s, r)) for s, r in zip(rows["sim_p50_ms"], rows["p50_ms"])]
+            lines.append(f"{name}: median |error| throughput {np.nanmedian(tp):.0%}, p50 {np.nanmedian(p50):.0%}; "
+                         f"throughput within 15% on {sum(e <= 0.15 for e in tp)} of {len(tp)}")
+    if len(fit.holdout):
+        lines.append("held out (not used in the fit):")
+        lines.append(format_rows(fit.holdout))
+    return "\n".join(lines)
+
+
+def format_rows(rows) -> str:
+    head = (f"  {'mode':<10} {'C/L':>5} {'rtt':>6} {'PxP':>4} {'msgs':>6} | {'msg/s real':>10} {'sim':>9} {'err':>5} | "
+            f"{'p50 real':>8} {'sim':>8} {'err':>5} | {'p99 real':>8} {'sim':>8} | {'t/o real':>8} {'sim':>6}")
+    out = [head]
+    for _, r in rows.iterrows():
+        flow = r["window"] if r["window"] == r["window"] else r["limit"]
+        flow = "" if flow != flow else f"{int(flow)}"
+        out.append(
+            f"  {r['mode']:<10} {flow:>5} {r['rtt_ms']:6.2f} {int(r['producers'])}x{int(r['partitions'])} "
+            f"{int(r['messages']):6d} | {r['throughput_msgs_per_s']:10,.0f} {r['sim_throughput_msgs_per_s']:9,.0f} "
+            f"{_pct(error(r['sim_throughput_msgs_per_s'], r['throughput_msgs_per_s']))} | "
+            f"{r['p50_ms']:8.2f} {r['sim_p50_ms']:8.2f} {_pct(error(r['sim_p50_ms'], r['p50_ms']))} | "
+            f"{r['p99_ms']:8.2f} {r['sim_p99_ms']:8.2f} | {int(r['timeouts']):8d} {int(r['sim_timeouts']):6d}")
+    return "\n".join(out)
+
+
+def _pct(value: float) -> str:
+    return "  n/a" if value != value else f"{value:+5.0%}" if abs(value) < 9.995 else f"{value:+5.0f}x"
+
+
+def summary_by_mode(rows):
+    """Per mode: rows, median |throughput error|, rows within 15%, median p50 error, p50 below real, p99/p50."""
+    import pandas as pd
+
+    frame = rows.assign(
+        tp_err=[error(s, r) for s, r in zip(rows["sim_throughput_msgs_per_s"], rows["throughput_msgs_per_s"])],
+        p50_err=[error(s, r) for s, r in zip(rows["sim_p50_ms"], rows["p50_ms"])],
+        real_tail=rows["p99_ms"] / rows["p50_ms"],
+        sim_tail=rows["sim_p99_ms"] / rows["sim_p50_ms"],
+    )
+    out = []
+    for mode, group in list(frame.groupby("mode", sort=False)) + [("all", frame)]:
+        out.append({
+            "mode": mode, "rows": len(group),
+            "median_abs_throughput_error": float(np.nanmedian(group["tp_err"].abs())),
+            "throughput_within_15pct": int((group["tp_err"].abs() <= 0.15).sum()),
+            "median_p50_error": float(np.nanmedian(group["p50_err"])),
+            "p50_below_real": int((group["p50_err"] < 0).sum()),
+            "median_real_p99_over_p50": float(np.nanmedian(group["real_tail"])),
+            "median_sim_p99_over_p50": float(np.nanmedian(group["sim_tail"])),
+            "real_timeouts": int(group["timeouts"].sum()), "sim_timeouts": int(group["sim_timeouts"].sum()),
+        })
+    return pd.DataFrame(out)
+
+
+def format_summary(summary) -> str:
+    lines = [f"  {'mode':<10} {'rows':>4} {'|tp err| p50':>12} {'within 15%':>10} {'p50 err':>8} {'p50 < real':>10} "
+             f"{'p99/p50 real':>12} {'sim':>5} {'t/o real':>8} {'sim':>6}"]
+    for _, s in summary.iterrows():
+        lines.append(f"  {s['mode']:<10} {s['rows']:4d} {s['median_abs_throughput_error']:12.0%} "
+                     f"{s['throughput_within_15pct']:>5d} of {s['rows']:<2d} {s['median_p50_error']:+8.0%} "
+                     f"{s['p50_below_real']:>4d} of {s['rows']:<3d} {s['median_real_p99_over_p50']:12.2f} "
+                     f"{s['median_sim_p99_over_p50']:5.2f} {s['real_timeouts']:8d} {s['sim_timeouts']:6d}")
+    return "\n".join(lines)
+
+
+def draw(rows, path: str) -> str:
+    """figures/validation.png: real against simulated throughput and p50, one colour per mode."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.8))
+    axes = fig.subplots(1, 2)
+    panels = (("throughput_msgs_per_s", "sim_throughput_msgs_per_s", "throughput (msg/s)"),
+              ("p50_ms", "sim_p50_ms", "p50 latency (ms)"))
+    for ax, (real, sim, label) in zip(axes, panels):
+        x = rows[real].to_numpy(float)
+        y = rows[sim].to_numpy(float)
+        ok = (x > 0) & (y > 0)
+        for mode in dict.fromkeys(rows["mode"]):
+            pick = ok & (rows["mode"] == mode).to_numpy()
+            ax.scatter(x[pick], y[pick], s=22, label=mode, alpha=0.85)
+        if ok.any():
+            lo, hi = min(x[ok].min(), y[ok].min()) / 1.5, max(x[ok].max(), y[ok].max()) * 1.5
+            line = np.geomspace(lo, hi, 50)
+            ax.plot(line, line, color="black", lw=1)
+            ax.fill_between(line, line * 0.85, line * 1.15, color="grey", alpha=0.2, lw=0, label="within 15%")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"real {label}")
+        ax.set_ylabel(f"simulated {label}")
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle("NATS JetStream on loopback: measured against simulated, one point per row")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    return path
