@@ -41,6 +41,7 @@ import math
 
 import numpy as np
 
+from .config import InputError
 from .model.clients import client_side
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, RecordBuffer, Records
 from .model.system import System
@@ -65,6 +66,7 @@ def run_records(system: System, loop: str | None = None) -> Records:
     """
     if loop not in (None, "events", "windows", "vectors", "single"):
         raise ValueError(f"unknown loop {loop!r}")
+    check_time_range(system)
     if loop in (None, "single"):
         from .single_stream import applies, run_single_stream
 
@@ -82,6 +84,26 @@ def run_records(system: System, loop: str | None = None) -> Records:
         raise ValueError("the window loop needs a lookahead > 0 (a round trip or a finite bandwidth)")
     network = {None: None, "windows": "scalar", "vectors": "vector"}[loop]
     return _run_windows(system, network)
+
+
+RESOLUTION = 2.0**40  # a run's times may reach this many times its largest per-message step
+
+
+def check_time_range(system: System) -> None:
+    """Refuse a run whose clock would reach times where float64 cannot resolve the
+    model's own steps (past 2^40 steps, a step is known to 2^-12 only)."""
+    cfg = system.config
+    steps = [cfg.link.rtt / 2, system.uplink_time, system.downlink_time, cfg.client.send_cpu,
+             cfg.client.ack_cpu, cfg.broker.read_cpu, cfg.broker.service_time]
+    step = max((s for s in steps if math.isfinite(s)), default=0.0)
+    if step <= 0:
+        return  # nothing takes time: every time is a start time or an arrival time
+    limit = step * RESOLUTION
+    for key, value in (("producer.start_jitter", cfg.producer.start_jitter), ("run.duration", cfg.run.duration)):
+        if value is not None and value > limit:
+            raise InputError(
+                f"{key} = {value:g} s: too large for float64 time to resolve the model's steps "
+                f"({step:.3g} s); allowed: at most {limit:.3g} s")
 
 
 def begin_run(system: System):
@@ -129,6 +151,11 @@ def _run_windows(system: System, network: str | None = None) -> Records:
             cut = True
             break
         until = start + width
+        if until <= start:
+            raise InputError(
+                f"simulated time reached {start:.6g} s, where float64 can no longer tell apart times "
+                f"{width:.3g} s apart (the lookahead); allowed: runs whose times stay below about "
+                f"{width * 2.0 ** 50:.3g} s (lower producer.start_jitter, run.duration or the message count)")
         if until > end:
             until = end
         # the clients, then what they sent, through the uplink (and on)

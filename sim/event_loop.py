@@ -16,7 +16,12 @@ windows:
   time plus one ack's serialization and half an RTT.
 * ``GATE_UP``: a connection's TCP window reopens.
 
-Heap events at one instant run in the order they were scheduled.
+At one instant the heap runs the clients first, then what enters the uplink,
+then partition arrivals, then the downlink (the order in which the window loop
+takes them); within each, messages go in connection order (their place n on
+their connection, then the client: the tie rule of ``sim.model.network``), and
+client wake-ups in the order they were scheduled. A heap entry is
+``(time, rank, key, kind, x)``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from .model.records import Records
 from .model.system import System
 
 UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
+# the rank of each kind at one instant
+RANK = {CLIENT: 0, UPLINK: 1, GATE_UP: 1, PART_ARRIVE: 2, DOWN_WAKE: 3}
 
 
 def run_events(system: System) -> Records:
@@ -55,7 +62,7 @@ def run_events(system: System) -> Records:
     part_free = [0.0] * n_partitions
     part_busy = [0.0] * n_partitions
     part_pending = [0] * n_partitions  # PART_ARRIVE events not yet handled
-    departed = [deque() for _ in partitions]  # (stored, m): acks not yet on the downlink
+    departed = [deque() for _ in partitions]  # (stored, key, m): acks not yet on the downlink
     service_next = [s.__next__ for s in streams.service]
     # shortest time from "now" until a message not yet on the uplink reaches a partition
     lookahead = up_time + half_rtt + read_cpu
@@ -73,35 +80,35 @@ def run_events(system: System) -> Records:
         t = advance(c, horizon, now)
         if t < wake_time[c]:
             wake_time[c] = t
-            push(heap, (t, tick(), CLIENT, c))
+            push(heap, (t, 0, tick(), CLIENT, c))
         out = outgoing[c]
         if out and not uplink_scheduled[c]:
             uplink_scheduled[c] = True
-            push(heap, (out[0][0], out[0][1], UPLINK, c))
+            push(heap, (out[0][0], 1, out[0][1] * clients + c, UPLINK, c))
 
-    def to_uplink(c: int, m: int, now: float) -> None:
+    def to_uplink(c: int, key: int, m: int, now: float) -> None:
         if window is None:
-            uplink(c, m, now)
+            uplink(c, key, m, now)
         elif waiting[c]:
-            waiting[c].append(m)
+            waiting[c].append((key, m))
         else:
             release = released[c][entered[c] % window]
             if release <= now:
-                uplink(c, m, now)
+                uplink(c, key, m, now)
             else:
-                waiting[c].append(m)
-                push(heap, (release, tick(), GATE_UP, c))
+                waiting[c].append((key, m))
+                push(heap, (release, 1, key, GATE_UP, c))
 
     def reopen(c: int, now: float) -> None:
+        """Let the head of c's TCP window queue in; the next one gets its own event, so
+        that messages of several connections let in at one instant go in connection order."""
         queue = waiting[c]
-        while queue:
-            release = released[c][entered[c] % window]
-            if release > now:
-                push(heap, (release, tick(), GATE_UP, c))
-                return
-            uplink(c, queue.popleft(), now)
+        if queue and released[c][entered[c] % window] <= now:
+            uplink(c, *queue.popleft(), now)
+        if queue:
+            push(heap, (max(now, released[c][entered[c] % window]), 1, queue[0][0], GATE_UP, c))
 
-    def uplink(c: int, m: int, now: float) -> None:
+    def uplink(c: int, key: int, m: int, now: float) -> None:
         departure = max(station["up_free"], now) + up_time
         station["up_free"] = departure
         station["up_busy"] += up_time
@@ -115,16 +122,16 @@ def run_events(system: System) -> Records:
         p = rec_partition[m]
         if queued or part_pending[p]:
             part_pending[p] += 1
-            push(heap, (ready, tick(), PART_ARRIVE, m))
+            push(heap, (ready, 2, key, PART_ARRIVE, m))
         else:
-            partition(p, m, ready, now)
+            partition(p, key, m, ready, now)
 
-    def partition(p: int, m: int, arrival: float, now: float) -> None:
+    def partition(p: int, key: int, m: int, arrival: float, now: float) -> None:
         service = service_next[p]()
         stored = part_free[p] = max(part_free[p], arrival) + service
         part_busy[p] += service
         rec_stored[m] = stored
-        departed[p].append((stored, m))
+        departed[p].append((stored, key, m))
         merge_downlink(now)
 
     def next_departure_bound(q: int, now: float) -> float:
@@ -134,18 +141,22 @@ def run_events(system: System) -> Records:
         soonest = now if part_pending[q] else now + lookahead
         return max(part_free[q], soonest) + min_service
 
-    def merge_downlink(now: float) -> None:
+    def merge_downlink(now: float, settled: bool = False) -> None:
+        """Put the earliest departures on the downlink while no partition can still
+        produce an earlier one, or an equal one that goes first by the tie rule.
+        ``settled``: everything at this instant that could leave a partition now has
+        (the DOWN_WAKE rank comes last), so a departure at ``now`` may go."""
         horizon = min((next_departure_bound(q, now) for q in partitions if not departed[q]), default=INF)
         while True:
             heads = [queue for queue in departed if queue]
             if not heads:
                 return
             source = min(heads, key=lambda queue: queue[0])
-            stored, m = source[0]
-            if stored > horizon:
+            stored, _, m = source[0]
+            if stored > horizon or (stored == horizon and not (settled and stored <= now)):
                 if stored < station["wake_at"]:
                     station["wake_at"] = stored
-                    push(heap, (stored, tick(), DOWN_WAKE, 0))
+                    push(heap, (stored, 3, tick(), DOWN_WAKE, 0))
                 return
             source.popleft()
             if not source:
@@ -161,24 +172,24 @@ def run_events(system: System) -> Records:
         inbox[c].append((arrival, m))
         if arrival < wake_time[c]:
             wake_time[c] = arrival
-            push(heap, (arrival, tick(), CLIENT, c))
+            push(heap, (arrival, 0, tick(), CLIENT, c))
 
     for c in range(clients):
         run_client(c, 0.0)
     cut = False
     while heap:
-        now, _, kind, x = heappop(heap)
+        now, _, key, kind, x = heappop(heap)
         if now >= end:
             cut = True
             break
         if kind == UPLINK:
             out = outgoing[x]
-            m = out.popleft()[1]
+            m = out.popleft()[3]
             if out:
-                push(heap, (out[0][0], out[0][1], UPLINK, x))
+                push(heap, (out[0][0], 1, out[0][1] * clients + x, UPLINK, x))
             else:
                 uplink_scheduled[x] = False
-            to_uplink(x, m, now)
+            to_uplink(x, key, m, now)
         elif kind == CLIENT:
             if now >= wake_time[x]:
                 wake_time[x] = INF
@@ -186,11 +197,11 @@ def run_events(system: System) -> Records:
         elif kind == PART_ARRIVE:
             p = rec_partition[x]
             part_pending[p] -= 1
-            partition(p, x, now, now)
+            partition(p, key, x, now, now)
         elif kind == DOWN_WAKE:
             if now == station["wake_at"]:
                 station["wake_at"] = INF
-                merge_downlink(now)
+                merge_downlink(now, settled=True)
         else:  # GATE_UP
             reopen(x, now)
 

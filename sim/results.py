@@ -201,57 +201,35 @@ class Result:
 
     @cached_property
     def timeseries(self):
-        """Per bin of ``run.bin`` seconds: messages sent, acked, timed out, throughput, in flight at the bin's end."""
+        """Per bin of ``run.bin`` seconds: messages sent, acked, timed out, throughput, in flight at the bin's end.
+
+        Bin k holds the times in [k * run.bin, (k + 1) * run.bin); a message is in
+        flight at a bin's end when it was sent in that bin or before and resolved
+        after it. Both record modes count with the same rule (``records.bin_index``).
+        """
         import pandas as pd
 
         if self.summary_only:
-            return self._timeseries_from_tally()
-        a = self.arrays
-        width = self.config.run.bin
-        span = max(self.records.span, self.makespan_s)
-        bins = max(1, math.ceil(span / width - 1e-9))
-        edges = np.arange(bins + 1) * width
-
-        def per_bin(times: np.ndarray) -> np.ndarray:
-            index = np.minimum((times / width).astype(np.int64), bins - 1)
-            return np.bincount(index, minlength=bins)
-
-        status = a["status"]
-        resolved = a["resolved"]
-        sent = per_bin(a["created"])
-        acked = per_bin(resolved[status == ACKED])
-        timed_out = per_bin(resolved[status == TIMED_OUT])
-        done = resolved[status != IN_FLIGHT]
-        in_flight = np.searchsorted(np.sort(a["created"]), edges[1:], side="right") - np.searchsorted(
-            np.sort(done), edges[1:], side="right"
-        )
-        return pd.DataFrame(
-            {
-                "t_s": edges[:-1],
-                "sent": sent,
-                "acked": acked,
-                "timed_out": timed_out,
-                "throughput_msgs_per_s": acked / width,
-                "in_flight": in_flight,
-            }
-        )
-
-    def _timeseries_from_tally(self):
-        import pandas as pd
-
-        tally = self.records.tally
+            counts = self.records.tally.bins
+        else:
+            a = self.arrays
+            status, resolved = a["status"], a["resolved"]
+            counts = {name: _bin_counts(times, self.config.run.bin)
+                      for name, times in (("sent", a["created"]), ("acked", resolved[status == ACKED]),
+                                          ("timed_out", resolved[status == TIMED_OUT]))}
         width = self.config.run.bin
         span = max(self.records.span, self.makespan_s)
         bins = max(1, math.ceil(span / width - 1e-9))
 
-        def fit(counts: np.ndarray) -> np.ndarray:
+        def fit(values: np.ndarray) -> np.ndarray:
+            """``values`` on exactly ``bins`` bins; anything past the last falls into it."""
             out = np.zeros(bins, dtype=np.int64)
-            head = counts[:bins]
+            head = values[:bins]
             out[: head.size] = head
-            out[-1] += counts[bins:].sum()
+            out[-1] += values[bins:].sum()
             return out
 
-        sent, acked, timed_out = (fit(tally.bins[name]) for name in ("sent", "acked", "timed_out"))
+        sent, acked, timed_out = (fit(counts[name]) for name in ("sent", "acked", "timed_out"))
         in_flight = np.cumsum(sent) - np.cumsum(acked + timed_out)
         return pd.DataFrame(
             {
@@ -267,6 +245,12 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         """The summary plus the resolved config it came from."""
         return {**self.summary, "config": self.config.flat()}
+
+
+def _bin_counts(times: np.ndarray, width: float) -> np.ndarray:
+    from .model.records import bin_index
+
+    return np.bincount(bin_index(times, width)) if times.size else np.zeros(0, dtype=np.int64)
 
 
 def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:

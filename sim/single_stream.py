@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model.records import ACKED, RecordBuffer, Records
+from .model.records import ACKED, LATE, RecordBuffer, Records
 from .model.system import UNBOUNDED, System
 
 
@@ -43,8 +43,9 @@ def run_single_stream(system: System) -> Records | None:
     next_arrival = t + gap() if open_loop else 0.0
     remaining = UNBOUNDED if cfg.producer.messages is None else cfg.producer.messages
     m = capacity = 0
+    folded = 0  # summary mode: messages already folded into the tally (m restarts from 0 then)
     reached = 0  # how far the last message got: 1 sent, 2 stored, 3 its ack at the client, 4 acked
-    while m < remaining:
+    while folded + m < remaining:
         if open_loop and next_arrival > t:
             t = next_arrival
         if t >= end:
@@ -53,6 +54,7 @@ def run_single_stream(system: System) -> Records | None:
             records.count = m
             if records.tally is not None and m >= records.compact_at:
                 records.compact(np.zeros(0, dtype=np.int64))  # every message so far is done
+                folded += m
                 m = 0
             records.grow()
             capacity = records.capacity
@@ -62,9 +64,15 @@ def run_single_stream(system: System) -> Records | None:
             rec_intended[m] = next_arrival
             next_arrival += gap()
         rec_created[m] = t
+        deadline = t + ack_wait
+        # a message still under way at the cut may have timed out before it: then the
+        # next message left earlier than this loop assumes, and the general loop takes over
+        timeout_before_cut = deadline < end
         reached = 0
         sent = cpu_free = (cpu_free if cpu_free > t else t) + send_cpu
         if sent >= end:
+            if timeout_before_cut:
+                return None
             m += 1
             break
         rec_sent[m] = sent
@@ -78,16 +86,20 @@ def run_single_stream(system: System) -> Records | None:
         rec_stored[m] = stored
         m += 1
         if stored >= end:
+            if timeout_before_cut:
+                return None
             break
         reached = 2
         arrival = (down_free if down_free > stored else stored) + down_time
         down_free = arrival
         arrival += half_rtt
         if arrival >= end:
+            if timeout_before_cut:
+                return None
             break
         reached = 3
         done = cpu_free = (cpu_free if cpu_free > arrival else arrival) + ack_cpu
-        if done >= t + ack_wait:
+        if done >= deadline * LATE:
             return None  # a timeout: the next message would leave before this ack is in
         if done >= end:
             break
@@ -97,13 +109,14 @@ def run_single_stream(system: System) -> Records | None:
         t = done
     records.count = m
     # only the last message can have stopped part way (at ``reached``)
-    partial = m > 0 and reached < 4
-    full = m - partial
+    total = folded + m
+    partial = total > 0 and reached < 4
+    full = total - partial
     last = reached if partial else 0
-    unfinished = m < remaining or partial
+    unfinished = total < remaining or partial
     span = end if unfinished else max(cpu_free, up_free, read_free, down_free, *part_free)
     busy = {
-        "client_cpu": [m * send_cpu + (full + (last >= 3)) * ack_cpu],
+        "client_cpu": [total * send_cpu + (full + (last >= 3)) * ack_cpu],
         "uplink": [(full + (last >= 1)) * up_time],
         "read_loop": [(full + (last >= 1)) * read_cpu],
         "partition": part_busy,

@@ -24,6 +24,7 @@ import math
 import simpy
 
 from sim.config import SimConfig
+from sim.model.records import LATE
 from sim.model.system import System
 
 IN_FLIGHT, ACKED, TIMED_OUT = "in_flight", "acked", "timed_out"
@@ -174,7 +175,7 @@ class ReferenceModel:
         with self.cpu[c].request() as req:
             yield req
             yield env.timeout(cfg.client.ack_cpu)
-        if record["status"] == IN_FLIGHT and env.now < record["created"] + cfg.producer.ack_wait:
+        if record["status"] == IN_FLIGHT and env.now < (record["created"] + cfg.producer.ack_wait) * LATE:
             self.resolve(j, record, ACKED)
 
     def give_back(self, store, token):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from .records import ACKED, IN_FLIGHT, TIMED_OUT
+from .records import ACKED, IN_FLIGHT, LATE, TIMED_OUT
 from .system import UNBOUNDED, System
 
 # producer phases
@@ -75,8 +75,8 @@ def client_side(system: System, streams, records):
     cpu_busy = [0.0] * clients
     jobs = [deque() for _ in range(clients)]  # (done, job, m) in completion order
     inbox = [deque() for _ in range(clients)]  # (arrival, m)
-    # (time, m, c, n, p): produce() of message m returned at time; it is the n-th message
-    # of client c's connection and goes to partition p
+    # (time, n, c, m, p): produce() of message m returned at time; it is the n-th message
+    # of client c's connection and goes to partition p ((n, c) breaks ties downstream)
     outgoing = [deque() for _ in range(clients)]
     connection_count = [0] * clients
     producers_of = [[j for j in range(n_producers) if client_of[j] == c] for c in range(clients)]
@@ -126,7 +126,8 @@ def client_side(system: System, streams, records):
                     # one message, finish the call. It leaves the rest to the general loop.
                     j = solo
                     own = watch[j]
-                    limit_t = min(horizon, client_timer[c])
+                    # (before the earliest deadline by the tie tolerance: see records.LATE)
+                    limit_t = min(horizon, client_timer[c] * LATE)
                     while arrivals:
                         a, acked = arrivals[0]
                         start = free if free > a else a
@@ -158,7 +159,7 @@ def client_side(system: System, streams, records):
                         if not remaining[j]:
                             phase[j] = DONE  # as the general loop says when that call returns
                         watch[j].append(m)
-                        out.append((sent_at, m, c, n, p))
+                        out.append((sent_at, n, c, m, p))
                         n += 1
                         m += 1
                         sends += 1
@@ -210,7 +211,7 @@ def client_side(system: System, streams, records):
                 while True:
                     if sent >= 0:
                         rec_sent[sent] = t
-                        out.append((t, sent, c, n, rec_partition[sent]))
+                        out.append((t, n, c, sent, rec_partition[sent]))
                         n += 1
                         j = rec_producer[sent]
                         # the SDK checks its task set right after adding the new task
@@ -275,8 +276,8 @@ def client_side(system: System, streams, records):
 
     def resolve(m: int, t: float) -> int:
         """The ack of m is processed at t: the producer that may go on, or -1."""
-        # acked only if processed strictly before the deadline; a late ack is ignored
-        if rec_status[m] != IN_FLIGHT or t >= rec_created[m] + ack_wait:
+        # acked only if processed before the deadline (see records.LATE); a late ack is ignored
+        if rec_status[m] != IN_FLIGHT or t >= (rec_created[m] + ack_wait) * LATE:
             return -1
         rec_status[m] = ACKED
         rec_resolved[m] = t
@@ -345,7 +346,7 @@ def client_side(system: System, streams, records):
         """Every message some client queue still refers to."""
         ids = [m for queue in jobs for _, _, m in queue]
         ids += [m for queue in inbox for _, m in queue]
-        ids += [entry[1] for queue in outgoing for entry in queue]
+        ids += [entry[3] for queue in outgoing for entry in queue]
         # the watchdogs skip a resolved message anyway: only the unresolved ones count
         ids += [m for queue in watch for m in queue if rec_status[m] == IN_FLIGHT]
         return ids
@@ -356,7 +357,7 @@ def client_side(system: System, streams, records):
         for queue in inbox:
             _replace(queue, [(t, int(mapping[m])) for t, m in queue])
         for queue in outgoing:
-            _replace(queue, [(e[0], int(mapping[e[1]]), *e[2:]) for e in queue])
+            _replace(queue, [(*e[:3], int(mapping[e[3]]), e[4]) for e in queue])
         for queue in watch:
             _replace(queue, [int(mapping[m]) for m in queue if mapping[m] >= 0])
 

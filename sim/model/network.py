@@ -13,8 +13,13 @@ first-served server: ``departure = max(arrival, free) + service``.
   d_i = S_i + max(free, max_{k<=i}(a_k - S_{k-1})), S the running sum of s.
   Best when windows hold many messages.
 
-Both take a station's arrivals in time order (ties to the older message) and
-give the same times up to floating-point rounding.
+Both take a station's arrivals in time order and give the same times up to
+floating-point rounding. Ties follow one rule in every loop: messages reaching
+a station at the same instant are served in *connection order*, the one made
+earlier on its connection (its place n) first, then the lower client c. So a
+queue entry carries ``(time, n, c, m, ...)`` and sorting entries sorts them by
+that rule; the message number m, which depends on the order the loop visited
+the clients in, never decides.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ class _Network:
         self.read_busy = [0.0] * self.clients
         self.part_free = [0.0] * self.partitions
         self.part_busy = [0.0] * self.partitions
-        # produce() done, waiting for the connection's TCP window: (time, m, c, n, p)
+        # produce() done, waiting for the connection's TCP window: (time, n, c, m, p)
         self.gate = [deque() for _ in range(self.clients)]
         # Without timeouts a connection's pipe holds only messages in flight (an acked one
         # was released before its ack came back), so a window at least as large as what
@@ -55,7 +60,7 @@ class _Network:
         self.timed_out = clients.timed_out if window is not None else [False] * self.clients
 
     def admit(self, until: float) -> list:
-        """What enters the uplink before ``until``: (time, m, c, n, p), n being m's
+        """What enters the uplink before ``until``: (time, n, c, m, p), n being m's
         place in its connection, whose window holds n until message n - window leaves it."""
         batch = []
         window, released = self.window, self.released
@@ -73,13 +78,13 @@ class _Network:
             while waiting:
                 entry = waiting[0]
                 t = entry[0]
-                release = ring[entry[3] % window]  # INF while that message is still on its way
+                release = ring[entry[1] % window]  # INF while that message is still on its way
                 if release > t:
                     t = release
                 if t >= until:
                     break
                 waiting.popleft()
-                ring[entry[3] % window] = INF
+                ring[entry[1] % window] = INF
                 batch.append((t, *entry[1:]))
         return batch
 
@@ -89,16 +94,16 @@ class _Network:
         for c, waiting in enumerate(self.gate):
             if waiting:
                 head = waiting[0]
-                soonest = min(soonest, max(head[0], self.released[c][head[3] % self.window]))
+                soonest = min(soonest, max(head[0], self.released[c][head[1] % self.window]))
         return soonest
 
     def live(self) -> list[int]:
         """Every message some queue of the network still refers to."""
-        return [entry[1] for queue in self.gate for entry in queue] + self._queued()
+        return [entry[3] for queue in self.gate for entry in queue] + self._queued()
 
     def renumber(self, mapping) -> None:
         for queue in self.gate:
-            items = [(e[0], int(mapping[e[1]]), *e[2:]) for e in queue]
+            items = [(*e[:3], int(mapping[e[3]]), e[4]) for e in queue]
             queue.clear()
             queue.extend(items)
         self._renumber_queues(mapping)
@@ -118,16 +123,21 @@ class ScalarNetwork(_Network):
         super().__init__(system, streams, records, clients)
         window = self.window
         self.released = [[-INF] * window for _ in range(self.clients)] if window is not None else None
-        self.to_read = [deque() for _ in range(self.clients)]  # (arrival, m, p)
-        self.to_partition = [[] for _ in range(self.partitions)]  # (arrival, m, c)
-        self.to_downlink: list = []  # (stored, m, c)
+        self.to_read = [deque() for _ in range(self.clients)]  # (arrival, n, m, p)
+        self.to_partition = [[] for _ in range(self.partitions)]  # (arrival, n, c, m)
+        self.to_downlink: list = []  # (stored, n, c, m)
 
     def _queued(self) -> list[int]:
-        return [e[1] for q in (*self.to_read, *self.to_partition, self.to_downlink) for e in q]
+        ids = [e[2] for q in self.to_read for e in q]
+        return ids + [e[3] for q in (*self.to_partition, self.to_downlink) for e in q]
 
     def _renumber_queues(self, mapping) -> None:
-        for queue in (*self.to_read, *self.to_partition, self.to_downlink):
-            items = [(e[0], int(mapping[e[1]]), *e[2:]) for e in queue]
+        for queue in self.to_read:
+            items = [(e[0], e[1], int(mapping[e[2]]), e[3]) for e in queue]
+            queue.clear()
+            queue.extend(items)
+        for queue in (*self.to_partition, self.to_downlink):
+            items = [(e[0], e[1], e[2], int(mapping[e[3]])) for e in queue]
             queue.clear()
             queue.extend(items)
 
@@ -140,13 +150,13 @@ class ScalarNetwork(_Network):
         # (two loops, not a test per message: this runs for every message)
         if self.read_cpu:
             to_read = self.to_read
-            for t, m, c, n, p in batch:
+            for t, n, c, m, p in batch:
                 if up_free > t:
                     t = up_free
                 up_free = t = t + up_time
                 if window is not None:
                     released[c][n % window] = t + rtt
-                to_read[c].append((t + half_rtt, m, p))
+                to_read[c].append((t + half_rtt, n, m, p))
         else:
             # No read-loop cost: each partition's arrivals come straight off the uplink,
             # in its order, so the partition is computed here too; the downlink still
@@ -154,7 +164,7 @@ class ScalarNetwork(_Network):
             part_free, part_busy, service = self.part_free, self.part_busy, self.service
             deterministic, service_time = self.deterministic, self.service_time
             stored, to_downlink = self.records.stored, self.to_downlink
-            for t, m, c, n, p in batch:
+            for t, n, c, m, p in batch:
                 if up_free > t:
                     t = up_free
                 up_free = t = t + up_time
@@ -168,7 +178,7 @@ class ScalarNetwork(_Network):
                 part_busy[p] += duration
                 part_free[p] = t = t + duration
                 stored[m] = t
-                to_downlink.append((t, m, c))
+                to_downlink.append((t, n, c, m))
         self.up_free = up_free
         self.up_busy += len(batch) * up_time
 
@@ -183,11 +193,11 @@ class ScalarNetwork(_Network):
                 free = self.read_free[c]
                 n = 0
                 while queue and queue[0][0] < until:
-                    t, m, p = queue.popleft()
+                    t, k, m, p = queue.popleft()
                     if free > t:
                         t = free
                     free = t = t + read_cpu
-                    to_partition[p].append((t, m, c))
+                    to_partition[p].append((t, k, c, m))
                     n += 1
                 self.read_free[c] = free
                 self.read_busy[c] += n * read_cpu
@@ -200,7 +210,7 @@ class ScalarNetwork(_Network):
                     continue
                 n = 0
                 free, busy, draw = self.part_free[p], 0.0, self.service[p]
-                for t, m, c in queue:
+                for t, k, c, m in queue:
                     if t >= until:
                         break
                     if free > t:
@@ -209,7 +219,7 @@ class ScalarNetwork(_Network):
                     busy += duration
                     free = t = t + duration
                     stored[m] = t
-                    to_downlink.append((t, m, c))
+                    to_downlink.append((t, k, c, m))
                     n += 1
                 del queue[:n]
                 self.part_free[p] = free
@@ -220,7 +230,7 @@ class ScalarNetwork(_Network):
             to_downlink.sort()
         down_free, down_time, half_rtt, inbox = self.down_free, self.down_time, self.half_rtt, self.inbox
         n = 0
-        for t, m, c in to_downlink:
+        for t, _, c, m in to_downlink:
             if t >= until:
                 break
             if down_free > t:
@@ -249,12 +259,59 @@ class ScalarNetwork(_Network):
 
 
 def _lindley(arrivals: np.ndarray, services: np.ndarray | float, free: float) -> np.ndarray:
-    """Departures of a FIFO server, busy until ``free``, from sorted ``arrivals``."""
+    """Departures of a FIFO server, busy until ``free``, from sorted ``arrivals``.
+
+    The same numbers, bit for bit, as the one-at-a-time recursion
+    ``d = max(a, d_prev) + s`` (so that a tie there is a tie here too): the closed
+    form finds the busy periods, then each busy period is summed left to right as
+    the recursion does (``np.cumsum`` is sequential), and the periods are checked
+    against the exact sums (a rounding step may move one).
+    """
     if np.isscalar(services):
         steps = np.arange(arrivals.size, dtype=float) * services
-        return steps + services + np.maximum(free, np.maximum.accumulate(arrivals - steps))
-    total = np.cumsum(services)
-    return total + np.maximum(free, np.maximum.accumulate(arrivals - (total - services)))
+        approx = steps + services + np.maximum(free, np.maximum.accumulate(arrivals - steps))
+    else:
+        total = np.cumsum(services)
+        approx = total + np.maximum(free, np.maximum.accumulate(arrivals - (total - services)))
+    previous = np.empty(arrivals.size)
+    previous[0] = free
+    previous[1:] = approx[:-1]
+    starts = arrivals >= previous  # a busy period starts here: d = a + s
+    for _ in range(arrivals.size + 1):
+        if starts.all():  # (the usual cases first: every message alone, or one busy period)
+            exact = arrivals + services
+        elif not starts.any():
+            chunk = np.full(arrivals.size, services) if np.isscalar(services) else np.array(services, dtype=float)
+            chunk[0] += free
+            exact = np.cumsum(chunk)
+        else:
+            exact = _sequential(arrivals, services, starts, free)
+        previous[1:] = exact[:-1]
+        settled = arrivals >= previous
+        if np.array_equal(settled, starts):
+            break
+        starts = settled
+    return exact
+
+
+def _sequential(arrivals: np.ndarray, services: np.ndarray | float, starts: np.ndarray, free: float) -> np.ndarray:
+    """d = (start ? a : d_prev) + s, summed left to right within each busy period."""
+    out = arrivals + services  # right for every message that starts a busy period alone
+    size = arrivals.size
+    heads = np.flatnonzero(starts)
+    if not starts[0]:
+        heads = np.concatenate(([0], heads))  # the first message waits for the server's earlier work
+    ends = np.append(heads[1:], size)
+    longer = np.flatnonzero(ends - heads > 1)
+    if not starts[0] and (not longer.size or longer[0] != 0):
+        longer = np.concatenate(([0], longer))
+    scalar = np.isscalar(services)
+    for lo, hi in zip(heads[longer].tolist(), ends[longer].tolist()):
+        chunk = np.full(hi - lo, services) if scalar else services[lo:hi].copy()
+        # (free + s or a + s first, then + s ...: the recursion's own order)
+        chunk[0] = out[lo] if starts[lo] else chunk[0] + free
+        out[lo:hi] = np.cumsum(chunk)
+    return out
 
 
 def _take_before(chunks: list, until: float):
@@ -287,55 +344,57 @@ class VectorNetwork(_Network):
         super().__init__(system, streams, records, clients)
         window = self.window
         self.released = np.full((self.clients, window), -INF) if window is not None else None
-        self.to_read = [[] for _ in range(self.clients)]  # chunks (arrival, m, p)
-        self.pending = [None] * self.partitions  # (arrival, m, c) not yet served, when reading costs time
-        self.departed = [[] for _ in range(self.partitions)]  # chunks (stored, m, c)
+        # chunks of arrays, times first, then the tie key (n, c) where there is a merge ahead
+        self.to_read = [[] for _ in range(self.clients)]  # chunks (arrival, n, m, p)
+        self.pending = [None] * self.partitions  # (arrival, n, c, m) not yet served, when reading costs time
+        self.departed = [[] for _ in range(self.partitions)]  # chunks (stored, n, c, m)
 
     def _queued(self) -> list[int]:
-        ids = [chunk[1] for chunks in (*self.to_read, *self.departed) for chunk in chunks]
-        ids += [pending[1] for pending in self.pending if pending is not None]
+        ids = [chunk[2] for chunks in self.to_read for chunk in chunks]
+        ids += [chunk[3] for chunks in self.departed for chunk in chunks]
+        ids += [pending[3] for pending in self.pending if pending is not None]
         return np.concatenate(ids).tolist() if ids else []
 
     def _renumber_queues(self, mapping) -> None:
-        for chunks in (*self.to_read, *self.departed):
-            chunks[:] = [(chunk[0], mapping[chunk[1]], *chunk[2:]) for chunk in chunks]
-        self.pending = [None if p is None else (p[0], mapping[p[1]], p[2]) for p in self.pending]
+        for chunks in self.to_read:
+            chunks[:] = [(chunk[0], chunk[1], mapping[chunk[2]], chunk[3]) for chunk in chunks]
+        for chunks in self.departed:
+            chunks[:] = [(*chunk[:3], mapping[chunk[3]]) for chunk in chunks]
+        self.pending = [None if p is None else (*p[:3], mapping[p[3]]) for p in self.pending]
 
     def uplink(self, batch: list) -> None:
         if not batch:
             return
-        times, ids, conns, places, parts = zip(*batch)
-        times = np.array(times)
-        ids = np.array(ids, dtype=np.int64)
-        order = np.lexsort((ids, times))
-        times, ids = times[order], ids[order]
-        conns = np.array(conns, dtype=np.int64)[order]
-        parts = np.array(parts, dtype=np.int64)[order]
+        times, places, conns, ids, parts = zip(*batch)
+        times = np.array(times, dtype=float)
+        places, conns, ids, parts = (np.array(column, dtype=np.int64) for column in (places, conns, ids, parts))
+        order = np.lexsort((conns, places, times))  # time, then connection order
+        times, places, conns, ids, parts = times[order], places[order], conns[order], ids[order], parts[order]
         departures = _lindley(times, self.up_time, self.up_free)
         self.up_free = float(departures[-1])
         self.up_busy += len(batch) * self.up_time
         if self.window is not None:
-            self.released[conns, np.array(places, dtype=np.int64)[order] % self.window] = departures + self.rtt
+            self.released[conns, places % self.window] = departures + self.rtt
         arrivals = departures + self.half_rtt
         if self.read_cpu:
             for c in np.unique(conns).tolist():
                 mine = conns == c
-                self.to_read[c].append((arrivals[mine], ids[mine], parts[mine]))
+                self.to_read[c].append((arrivals[mine], places[mine], ids[mine], parts[mine]))
         else:  # no read-loop cost: partitions take the uplink's order (see ScalarNetwork.uplink)
-            self._serve_partitions(arrivals, ids, conns, parts)
+            self._serve_partitions(arrivals, places, conns, ids, parts)
 
-    def _serve_partitions(self, arrivals, ids, conns, parts) -> None:
+    def _serve_partitions(self, arrivals, places, conns, ids, parts) -> None:
         stored = np.frombuffer(self.records.stored, dtype=np.float64)
         for p in range(self.partitions):
             if self.partitions > 1:
                 mine = parts == p
-                a, m, c = arrivals[mine], ids[mine], conns[mine]
+                a, k, c, m = arrivals[mine], places[mine], conns[mine], ids[mine]
             else:
-                a, m, c = arrivals, ids, conns
+                a, k, c, m = arrivals, places, conns, ids
             if a.size:
-                self._serve(p, a, m, c, stored)
+                self._serve(p, a, k, c, m, stored)
 
-    def _serve(self, p: int, arrivals, ids, conns, stored) -> None:
+    def _serve(self, p: int, arrivals, places, conns, ids, stored) -> None:
         """Partition p serves ``arrivals`` (in time order); its acks wait for the downlink."""
         if self.deterministic:
             services = self.service_time
@@ -346,7 +405,7 @@ class VectorNetwork(_Network):
         done = _lindley(arrivals, services, self.part_free[p])
         self.part_free[p] = float(done[-1])
         stored[ids] = done
-        self.departed[p].append((done, ids, conns))
+        self.departed[p].append((done, places, conns, ids))
 
     def broker(self, until: float, client_next: list) -> None:
         if self.read_cpu:
@@ -355,11 +414,11 @@ class VectorNetwork(_Network):
         if not heads:
             return
         if len(heads) == 1:
-            stored, ids, conns = heads[0]
+            stored, _, conns, ids = heads[0]
         else:
-            stored, ids, conns = (np.concatenate(parts) for parts in zip(*heads))
-            order = np.lexsort((ids, stored))
-            stored, ids, conns = stored[order], ids[order], conns[order]
+            stored, places, conns, ids = (np.concatenate(parts) for parts in zip(*heads))
+            order = np.lexsort((conns, places, stored))
+            stored, conns, ids = stored[order], conns[order], ids[order]
         departures = _lindley(stored, self.down_time, self.down_free)
         self.down_free = float(departures[-1])
         self.down_busy += stored.size * self.down_time
@@ -384,26 +443,26 @@ class VectorNetwork(_Network):
             taken = _take_before(self.to_read[c], until)
             if taken is None:
                 continue
-            arrivals, ids, parts = taken
+            arrivals, places, ids, parts = taken
             done = _lindley(arrivals, self.read_cpu, self.read_free[c])
             self.read_free[c] = float(done[-1])
             self.read_busy[c] += arrivals.size * self.read_cpu
-            fresh.append((done, ids, np.full(ids.size, c, dtype=np.int64), parts))
+            fresh.append((done, places, np.full(ids.size, c, dtype=np.int64), ids, parts))
         stored = np.frombuffer(self.records.stored, dtype=np.float64)
         for p in range(self.partitions):
-            pieces = [(d[q], m[q], c[q]) for d, m, c, part in fresh if (q := part == p).any()]
+            pieces = [(d[q], k[q], c[q], m[q]) for d, k, c, m, part in fresh if (q := part == p).any()]
             if self.pending[p] is not None:
                 pieces.insert(0, self.pending[p])
             if not pieces:
                 continue
-            a, m, c = (np.concatenate(x) for x in zip(*pieces)) if len(pieces) > 1 else pieces[0]
-            order = np.lexsort((m, a))  # read loops may reorder messages of different connections
-            a, m, c = a[order], m[order], c[order]
+            a, k, c, m = (np.concatenate(x) for x in zip(*pieces)) if len(pieces) > 1 else pieces[0]
+            order = np.lexsort((c, k, a))  # read loops may reorder messages of different connections
+            a, k, c, m = a[order], k[order], c[order], m[order]
             cut = int(np.searchsorted(a, until, side="left"))
-            self.pending[p] = (a[cut:], m[cut:], c[cut:]) if cut < a.size else None
+            self.pending[p] = (a[cut:], k[cut:], c[cut:], m[cut:]) if cut < a.size else None
             if not cut:
                 continue
-            self._serve(p, a[:cut], m[:cut], c[:cut], stored)
+            self._serve(p, a[:cut], k[:cut], c[:cut], m[:cut], stored)
 
     def next_time(self) -> float:
         soonest = self.gate_next()
