@@ -38,6 +38,7 @@ from .config import SimConfig
 from .model.system import System
 
 SATURATED = 0.9  # busy fraction from which a station counts as setting the pace
+ENGAGES = 0.9  # an open-loop limiter counts once rate x round trip reaches this fraction of L
 
 VOCABULARY = {
     "client_cpu": "the client's event loop (CPU) is saturated",
@@ -73,7 +74,9 @@ def connection_occupancy(config: SimConfig, carried: int, span: float) -> float 
 def flow_ceiling(config: SimConfig) -> tuple[str | None, float]:
     """The producers' flow control and the most messages/s it lets through on an idle
     path: sync P / round trip; window P C / round trip; limiter P L / (poll + L CPU),
-    and never more than P L / round trip. (None, inf) when nothing limits it."""
+    and never more than P L / round trip. (None, inf) when nothing limits it: no
+    window, or a limit that is never reached (L x CPU longer than a round trip, or an
+    open-loop rate whose rate x round trip in flight stays under 90% of L)."""
     from .analytic import limiter_ceiling, limiter_engages, round_trip
 
     system = System(config)
@@ -84,8 +87,12 @@ def flow_ceiling(config: SimConfig) -> tuple[str | None, float]:
         return "round_trip", producers / trip if trip > 0 else math.inf
     if flow == "window":
         return "window", producers * config.producer.window / trip if trip > 0 else math.inf
-    if flow == "limit" and limiter_engages(system):
-        limit = config.producer.concurrent_task_limit
+    limit = config.producer.concurrent_task_limit
+    rate = config.producer.rate
+    # an open-loop producer has about rate x round trip in flight (Little): a limit well
+    # above that is never reached, and never paces it
+    offered_in_flight = math.inf if rate is None else rate * trip
+    if flow == "limit" and limiter_engages(system) and offered_in_flight >= ENGAGES * limit:
         ceiling = producers * limiter_ceiling(system)
         if trip > 0:
             ceiling = min(ceiling, producers * limit / trip)

@@ -31,6 +31,14 @@ CASES = {
                    "run.duration": "2s"}, "offered_load"),
     "open_loop_overloaded": ({"producer.mode": "nonblocking", "producer.rate": 30000, "producer.messages": None,
                               "run.duration": "1s"}, "client_cpu"),
+    # L = 1000 far above the ~800 messages 10,000 msg/s keeps in flight 80 ms away: never reached
+    "open_loop_limit_unreached": ({"producer.mode": "nonblocking", "producer.rate": 10000, "producer.messages": None,
+                                   "run.duration": "2s", "link.rtt": "80ms", "producer.concurrent_task_limit": 1000},
+                                  "offered_load"),
+    # L = 500 with its poll: about 4,255 msg/s of the 10,000 offered
+    "open_loop_limited": ({"producer.mode": "nonblocking", "producer.rate": 10000, "producer.messages": None,
+                           "run.duration": "2s", "link.rtt": "80ms", "producer.concurrent_task_limit": 500},
+                          "limiter"),
     "partition": ({"producer.mode": "nonblocking", "producer.window": 2000, "producer.messages": 20000, "clients": 4,
                    "broker.service_time": "100us", "link.rtt": "5ms"}, "partition"),
 }
