@@ -240,6 +240,7 @@ def judge(config: SimConfig, request: Request) -> dict[str, Any]:
         failed.append("p99 above the bound" if p99 is not None else "nothing acked")
     return {
         "offered_msgs_per_s": float(config.producer.rate * System(config).producers),
+        "max_in_flight": max_in_flight(a),
         "throughput_msgs_per_s": s["throughput_msgs_per_s"],
         "delivered": delivered,
         "p99_ms": p99,
@@ -252,6 +253,23 @@ def judge(config: SimConfig, request: Request) -> dict[str, Any]:
         "holds": not failed,
         "summary": s,
     }
+
+
+def max_in_flight(a: dict[str, np.ndarray]) -> int:
+    """The most messages any one producer had in flight at once (created, not yet
+    acked or timed out), counting a creation before a resolution at the same instant."""
+    done = ~np.isnan(a["resolved"])
+    times = np.concatenate([a["created"], a["resolved"][done]])
+    delta = np.concatenate([np.ones(a["created"].size), -np.ones(int(done.sum()))])
+    who = np.concatenate([a["producer"], a["producer"][done]])
+    if not times.size:
+        return 0
+    order = np.lexsort((-delta, times, who))
+    who, delta = who[order], delta[order]
+    running = np.cumsum(delta)
+    starts = np.r_[0, np.flatnonzero(np.diff(who)) + 1]
+    base = np.repeat(running[starts] - delta[starts], np.diff(np.r_[starts, who.size]))
+    return int((running - base).max())
 
 
 def backlog_steady(result, max_slope: float = 0.01) -> bool:
@@ -384,22 +402,48 @@ def plan(request: Request, workers: int | None = None, progress: bool | None = N
             context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         batch = 2 * workers
+
+        def simulate(chunk: list[Candidate]) -> None:
+            jobs = [(c.settings, request) for c in chunk]
+            outcomes = list(pool.map(_judge_job, jobs)) if pool is not None else [_judge_job(j) for j in jobs]
+            for candidate, outcome in zip(chunk, outcomes):
+                candidate.outcome = outcome
+            bar.update(len(chunk))
+
         for clients in sizes:
             level = _level(request, clients)
             candidates.extend(level)
             bar.update(sum(1 for c in level if c.pruned))
-            queue = [c for c in level if c.pruned is None]
-            while queue:
-                chunk, queue = queue[:batch], queue[batch:]
-                jobs = [(c.settings, request) for c in chunk]
-                outcomes = list(pool.map(_judge_job, jobs)) if pool is not None else [_judge_job(j) for j in jobs]
-                for candidate, outcome in zip(chunk, outcomes):
-                    candidate.outcome = outcome
-                bar.update(len(chunk))
-                passing = [c for c in chunk if c.holds]
-                if passing:  # everything cheaper was simulated before: this is the cheapest that holds
-                    bar.update(bar.total - bar.n)
-                    return Plan(request, candidates, min(passing, key=lambda c: c.cost), combinations)
+            # one shape (partitions, producers per client) at a time, its limits from the smallest;
+            # a shape whose run without a limit survives pruning has survivors, and only then
+            shapes: dict[tuple, list[Candidate]] = {}
+            for c in level:
+                if c.pruned is None:
+                    shapes.setdefault((c.partitions, c.producers_per_client), []).append(c)
+            order = list(shapes.values())
+            for start in range(0, len(order), batch):
+                group = order[start:start + batch]
+                # first each shape's run without a limit; a limit above the most messages any
+                # producer had in flight there is never reached, so its run is that same run
+                simulate([shape[-1] for shape in group])
+                rest = []
+                for shape in group:
+                    unlimited = shape[-1]
+                    assert unlimited.limit is None  # pruning by load spares all of a shape or none
+                    for c in shape[:-1]:
+                        if c.limit > unlimited.outcome["max_in_flight"]:
+                            c.outcome = {**unlimited.outcome, "same_run_as_limit": "none"}
+                            bar.update()
+                        else:
+                            rest.append(c)
+                for i in range(0, len(rest), batch):
+                    simulate(rest[i:i + batch])
+                for shape in group:  # in cost order: the first shape that holds, its smallest limit
+                    passing = [c for c in shape if c.holds]
+                    best = _confirm(passing, request)
+                    if best is not None:
+                        bar.update(bar.total - bar.n)
+                        return Plan(request, candidates, best, combinations)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -409,6 +453,17 @@ def plan(request: Request, workers: int | None = None, progress: bool | None = N
 
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _confirm(passing: list[Candidate], request: Request) -> Candidate | None:
+    """The cheapest of ``passing`` that holds in a run of its own settings (a candidate
+    that shared the run without a limit is simulated again, for its own exact summary)."""
+    for candidate in sorted(passing, key=lambda c: c.cost):
+        if "same_run_as_limit" in candidate.outcome:
+            candidate.outcome = _judge_job((candidate.settings, request))
+        if candidate.holds:
+            return candidate
+    return None
 
 
 def _infeasible(request: Request, candidates: list[Candidate], combinations: int, largest: Candidate) -> Plan:

@@ -166,6 +166,10 @@ def format_plan(result) -> str:
                  f"{result.pruned:,} ruled out by analytic bounds")
     lines = [head]
     simulated = result.simulated
+    extra = 0
+    if result.recommendation is not None:  # what was simulated alongside, beyond the answer: --json has it
+        shown = [c for c in simulated if c.cost <= result.recommendation.cost]
+        extra, simulated = len(simulated) - len(shown), shown
     if simulated:
         lines.append("simulated (msg/s: acked / run.duration, as `sim simulate` prints it; delivered: acked / offered "
                      "over the run's middle half; p99 from intended send time):")
@@ -174,11 +178,16 @@ def format_plan(result) -> str:
         for c in simulated:
             o = c.outcome
             mark = "  <- meets the target" if c.holds else f"  x {', '.join(o['failed'])}"
+            if "same_run_as_limit" in o:
+                mark += "  (limit never reached: the run without one)"
             p99 = "-" if o["p99_ms"] is None else f"{o['p99_ms']:,.1f}"
             lines.append(f"  {c.clients:>7} {c.producers_per_client:>11} {c.partitions:>5} "
                          f"{'none' if c.limit is None else c.limit:>6} {(o['throughput_msgs_per_s'] or 0):>10,.0f} "
                          f"{o['delivered']:>9.1%} {p99:>9} {o['timed_out']:>8}  {o['busiest_station']} "
                          f"{o['busiest_utilisation']:.0%} ({o['headroom']:.0%}){mark}")
+    if extra:
+        lines.append(f"  (and {extra} costlier system{'s' if extra > 1 else ''} judged in the same batch: --json "
+                     "lists them)")
     if result.recommendation is not None:
         r = result.recommendation
         o = r.outcome

@@ -7,6 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sim import build_config
@@ -169,9 +170,29 @@ def test_an_ack_wait_below_the_round_trip_is_named(capsys):
 def test_a_huge_search_space_stops_at_the_first_size_that_holds(capsys):
     answer = plan_json(["--rate", "5000", "--rtt", "20ms", "--max-processes", "1000", "--max-producers", "3000"],
                        capsys)
-    assert answer["recommendation"]["clients"] == 1
+    rec = answer["recommendation"]
+    assert rec["clients"] == 1
     assert answer["combinations"] > 80_000
     assert answer["considered"] <= 96  # one size: 3 producers per client x 4 partition counts x 8 limits
+    # its limit is never reached (it shared the run without one): simulated again, it reproduces exactly
+    assert rec["concurrent_task_limit"] > rec["max_in_flight"] and "same_run_as_limit" not in rec
+    assert summary_of(simulate_json(rec["set"], capsys), rec) == rec["summary"]
+
+
+def test_a_limit_above_the_most_in_flight_gives_the_same_run():
+    from sim.plan import max_in_flight
+    from sim.results import run
+
+    base = {"producer.mode": "nonblocking", "clients": 2, "producers_per_client": 2, "producer.rate": 2000,
+            "producer.messages": None, "run.duration": "1s", "link.rtt": "20ms", "broker.service_dist": "exponential"}
+    free = run(build_config(base))
+    most = max_in_flight(free.arrays)
+    assert 40 <= most <= 120  # about 2,000 x 20 ms = 40 on average, Poisson bursts above
+    above = run(build_config({**base, "producer.concurrent_task_limit": most + 1}))
+    for key, values in free.arrays.items():
+        np.testing.assert_array_equal(values, above.arrays[key])
+    below = run(build_config({**base, "producer.concurrent_task_limit": most // 2, "producer.limiter_poll": "5ms"}))
+    assert below.summary["latency_from_intended_ms"]["max"] > free.summary["latency_from_intended_ms"]["max"]
 
 
 def test_max_rate_does_not_flip_on_poisson_noise():
