@@ -205,7 +205,8 @@ def stations(config: SimConfig | System) -> list[Station]:
     """Every server a message may use, with its demand per message of the whole system.
 
     Clients and their connections are symmetric (each carries 1/clients of the
-    messages); partitions carry their long-run share. The connection's TCP
+    messages); partitions carry their long-run share. Clients, connections and
+    partitions are numbered from 1, as in the message table. The connection's TCP
     window is not a server, but it bounds each connection to window / RTT
     messages per second, which reads as a demand of RTT / window.
     """
@@ -214,13 +215,13 @@ def stations(config: SimConfig | System) -> list[Station]:
     k = s.clients
     out = []
     for c in range(k):
-        out.append(Station(f"client_cpu[{c}]", (cfg.client.send_cpu + cfg.client.ack_cpu) / k))
+        out.append(Station(f"client_cpu[{c + 1}]", (cfg.client.send_cpu + cfg.client.ack_cpu) / k))
     out.append(Station("uplink", s.uplink_time))
     if s.uplink_window is not None and cfg.link.rtt > 0:
         for c in range(k):
-            out.append(Station(f"connection[{c}]", cfg.link.rtt / s.uplink_window / k))
+            out.append(Station(f"connection[{c + 1}]", cfg.link.rtt / s.uplink_window / k))
     for c in range(k):
-        out.append(Station(f"read_loop[{c}]", cfg.broker.read_cpu / k))
+        out.append(Station(f"read_loop[{c + 1}]", cfg.broker.read_cpu / k))
     for p, share in enumerate(s.partition_shares):
         out.append(Station(f"partition[{p + 1}]", cfg.broker.service_time * share))
     out.append(Station("downlink", s.downlink_time))

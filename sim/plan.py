@@ -242,7 +242,10 @@ def judge(config: SimConfig, request: Request) -> dict[str, Any]:
         "offered_msgs_per_s": float(config.producer.rate * System(config).producers),
         "max_in_flight": max_in_flight(a),
         "throughput_msgs_per_s": s["throughput_msgs_per_s"],
-        "delivered": delivered,
+        "delivered": delivered,  # what the verdict judges: acked / offered, messages meant for the window
+        "judged_window_s": [start, end],
+        "offered_in_window": offered,
+        "acked_in_window": acked,
         "p99_ms": p99,
         "timed_out": int(s["timed_out"]),
         "busiest_station": None if busiest is None else STATION_LABELS.get(busiest, busiest),

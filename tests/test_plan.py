@@ -120,6 +120,17 @@ def test_max_rate_stays_under_max_busy():
     assert max(found.outcome["summary"]["utilisation"].values()) <= 0.8
 
 
+def test_max_rate_json_reproduces_its_run(capsys):
+    answer = plan_json(["--max-rate", "--set", "link.bandwidth=100Mbit/s", "--set", "producer.mode=nonblocking",
+                        "--set", "clients=2"], capsys)
+    at_max = answer["at_max"]
+    # 100 Mbit/s carries 17,781 messages of 703 B a second; at most 80% of it
+    assert 0.95 * 0.8 * 17_781 <= answer["max_rate_msgs_per_s"] <= 0.8 * 17_781
+    assert at_max["busiest_station"] == "uplink" and at_max["busiest_utilisation"] <= 0.8
+    assert summary_of(simulate_json(at_max["set"], capsys), at_max) == at_max["summary"]
+    assert at_max["reproduce"] == "sim simulate " + " ".join(f"--set {k}={v}" for k, v in at_max["set"].items())
+
+
 def test_an_infeasible_plan_agrees_with_its_best_rate_and_prints_no_empty_table(capsys):
     argv = ["--rate", "88889", "--rtt", "20ms", "--max-clients", "4", "--max-producers", "16"]
     answer = plan_json(argv, capsys, code=1)
