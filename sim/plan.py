@@ -97,7 +97,8 @@ class Candidate:
 
     @property
     def cost(self) -> tuple:
-        return (self.clients, self.partitions, self.producers_per_client, math.inf if self.limit is None else self.limit)
+        limit = math.inf if self.limit is None else self.limit
+        return (self.clients, self.partitions, self.producers_per_client, limit)
 
     @property
     def holds(self) -> bool:
@@ -386,8 +387,8 @@ def plan(request: Request, workers: int | None = None, progress: bool | None = N
     from .parallel import default_workers
 
     sizes = range(1, min(request.max_clients, request.max_producers) + 1)
-    combinations = sum(len(LIMITS) * len(PARTITIONS) * sum(1 for p in PRODUCERS_PER_CLIENT if k * p <= request.max_producers)
-                       for k in sizes)
+    shapes = sum(1 for k in sizes for p in PRODUCERS_PER_CLIENT if k * p <= request.max_producers)
+    combinations = shapes * len(PARTITIONS) * len(LIMITS)
     workers = default_workers() if workers is None else workers
     candidates: list[Candidate] = []
     largest = _largest(request)

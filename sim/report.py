@@ -59,30 +59,32 @@ def explain(result: Result) -> str:
         name = STATION_NAMES[what].replace(" (event loop)", ", its event loop")
         text = f"limited by the {name} ({what}): busy {util[what]:.0%} of the time"
     elif what == "connection_window":
-        window = system.window_bytes
         source = f"the Mathis window for loss {config.link.loss:g}" if config.link.loss else "link.window_bytes"
         per = system.uplink_window / config.link.rtt if config.link.rtt > 0 else math.inf
-        text = (f"limited by the TCP window (connection_window): each connection may have {window:,.0f} B in flight ({source}), "
-                f"{system.uplink_window:,} messages per RTT, at most {per:,.0f} msg/s each; "
-                f"in use {util['connection']:.0%} of the time")
+        text = (f"limited by the TCP window (connection_window): each connection may have "
+                f"{system.window_bytes:,.0f} B in flight ({source}), {system.uplink_window:,} messages per RTT, "
+                f"at most {per:,.0f} msg/s each; in use {util['connection']:.0%} of the time")
     elif what == "offered_load":
         busiest = max(util, key=util.get)
-        text = (f"limited by the offered load (offered_load): {config.producer.rate * system.producers:,.0f} msg/s offered and kept up "
-                f"with (busiest: {_station_label(busiest)} {util[busiest]:.0%})")
+        offered = config.producer.rate * system.producers
+        text = (f"limited by the offered load (offered_load): {offered:,.0f} msg/s offered and kept up with "
+                f"(busiest: {_station_label(busiest)} {util[busiest]:.0%})")
     else:
         _, ceiling = flow_ceiling(config)
         cap = f"{'about' if what == 'limiter' else 'at most'} {ceiling:,.0f} msg/s" if math.isfinite(ceiling) else ""
+        p = config.producer
         if what == "round_trip" and system.flow == "sync":
-            text = f"limited by the round trip (round_trip): sync, one message per round trip ({trip}) per producer, {cap}"
+            text = (f"limited by the round trip (round_trip): sync, one message per round trip ({trip}) per "
+                    f"producer, {cap}")
         elif what == "round_trip":
-            text = (f"limited by the round trip (round_trip): too few messages to keep any station busy; each waits a round "
-                    f"trip ({trip})")
+            text = (f"limited by the round trip (round_trip): too few messages to keep any station busy; each waits "
+                    f"a round trip ({trip})")
         elif what == "window":
-            text = (f"limited by the window (window): {config.producer.window:,} in flight per producer, each for a round trip "
+            text = (f"limited by the window (window): {p.window:,} in flight per producer, each for a round trip "
                     f"({trip}), {cap}")
         else:
-            text = (f"limited by the task limit (limiter): concurrent_task_limit {config.producer.concurrent_task_limit:,} with its "
-                    f"{format_duration(config.producer.limiter_poll)} poll, {cap}")
+            text = (f"limited by the task limit (limiter): concurrent_task_limit {p.concurrent_task_limit:,} with its "
+                    f"{format_duration(p.limiter_poll)} poll, {cap}")
     if s["timed_out"]:
         text += (f"; {s['timed_out']:,} timed out: acks came back later than ack_wait "
                  f"({format_duration(config.producer.ack_wait)})")
@@ -146,7 +148,8 @@ def format_summary(result: Result) -> str:
                          "producer.rate, so latency from intended send time keeps rising")
     util = result.utilisation
     if util:
-        busy = "  ".join(f"{_station_label(name)} {value:.0%}" for name, value in sorted(util.items(), key=lambda kv: -kv[1]))
+        ordered = sorted(util.items(), key=lambda kv: -kv[1])
+        busy = "  ".join(f"{_station_label(name)} {value:.0%}" for name, value in ordered)
         lines.append(f"  busy        {busy}")
     lines.append(f"  why         {explain(result)}")
     return "\n".join(lines)
