@@ -216,7 +216,7 @@ def test_max_rate_does_not_flip_on_poisson_noise():
         assert found.outcome["limited_by"] == "round_trip"
     capacity = 1 / round_trip(build_config({"link.rtt": "10ms"}))
     for rate in rates:
-        assert 0.93 * capacity <= rate <= 1.01 * capacity, rates
+        assert 0.93 * capacity <= rate <= 1.03 * capacity, rates  # the verdict lets a backlog grow 1%/s
 
 
 def test_one_progress_bar_covers_the_whole_search(monkeypatch):
