@@ -86,8 +86,11 @@ def explain(result: Result) -> str:
             text = (f"limited by the task limit (limiter): concurrent_task_limit {p.concurrent_task_limit:,} with its "
                     f"{format_duration(p.limiter_poll)} poll, {cap}")
     if s["timed_out"]:
-        text += (f"; {s['timed_out']:,} timed out: acks came back later than ack_wait "
-                 f"({format_duration(config.producer.ack_wait)})")
+        wait = format_duration(config.producer.ack_wait)
+        if config.producer.ack_wait <= round_trip(system):
+            text += f"; {s['timed_out']:,} timed out: ack_wait ({wait}) is shorter than a round trip ({trip})"
+        else:
+            text += f"; {s['timed_out']:,} timed out: acks came back later than ack_wait ({wait})"
     return text
 
 

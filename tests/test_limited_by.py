@@ -97,6 +97,12 @@ def test_open_loop_text_shows_latency_from_intended_time_and_a_growing_backlog(r
     assert len(growth) == 1 and "grows by ~7,7" in growth[0], growth
 
 
+def test_an_ack_wait_shorter_than_a_round_trip_is_named(capsys):
+    assert main(["simulate", "--set", "producer.ack_wait=10ms", "--set", "producer.messages=20"]) == 0
+    why = capsys.readouterr().out.splitlines()[-1]
+    assert "20 timed out: ack_wait (10ms) is shorter than a round trip (33.1 ms)" in why
+
+
 def test_summary_mode_names_the_same_limit(results):
     for name in ("window_bytes", "limiter_poll", "open_loop", "cpu_bound"):
         overrides = {**CASES[name][0], "run.records": "summary"}
