@@ -83,9 +83,10 @@ def limiter_ceiling(config: SimConfig | System, limit: int | None = None) -> flo
     s = _system(config)
     cfg = s.config
     limit = cfg.producer.concurrent_task_limit if limit is None else limit
-    if not limiter_engages(s, limit):
+    cycle = cfg.producer.limiter_poll + limit * cfg.client.send_cpu if limit is not None else 0.0
+    if not limiter_engages(s, limit) or cycle <= 0:  # never engages, or refills at once at no cost
         return math.inf
-    return limit / (cfg.producer.limiter_poll + limit * cfg.client.send_cpu)
+    return limit / cycle
 
 
 def mathis_rate(mss_bytes: float, rtt: float, loss: float) -> float:

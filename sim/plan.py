@@ -569,7 +569,7 @@ def max_rate(config: SimConfig, p99: float | None = None, precision: float = 0.0
         rate = high
         while low == 0.0:
             rate /= 2
-            if rate < 1e-3:
+            if rate < 0.1:  # a trickle would take ages to show anything; nothing holds
                 return MaxRate(0.0, None, probes)
             if holds(rate):
                 low = rate

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from sim import build_config, run
-from sim.analytic import bounds
+from sim.analytic import bounds, limiter_ceiling, round_trip
 from sim.cli import main
 from sim.limits import VOCABULARY, flow_ceiling
 from sim.report import format_summary
@@ -101,6 +101,19 @@ def test_an_ack_wait_shorter_than_a_round_trip_is_named(capsys):
     assert main(["simulate", "--set", "producer.ack_wait=10ms", "--set", "producer.messages=20"]) == 0
     why = capsys.readouterr().out.splitlines()[-1]
     assert "20 timed out: ack_wait (10ms) is shorter than a round trip (33.1 ms)" in why
+
+
+def test_a_limiter_with_no_poll_and_no_cost_still_holds_l_per_round_trip():
+    """No poll and no CPU: the drain-to-half rule refills the moment half are acked, so
+    the limit allows no more than L per round trip (and the analytic ceiling is not 1 / 0)."""
+    config = build_config({"producer.mode": "nonblocking", "producer.concurrent_task_limit": 4,
+                           "producer.limiter_poll": 0, "client.send_cpu": 0, "producer.messages": 400})
+    assert limiter_ceiling(config) == math.inf
+    flow, ceiling = flow_ceiling(config)
+    assert flow == "limiter" and ceiling == pytest.approx(4 / round_trip(config))
+    summary = run(config).summary
+    assert summary["limited_by"] == "limiter"
+    assert summary["throughput_msgs_per_s"] <= ceiling
 
 
 def test_summary_mode_names_the_same_limit(results):
