@@ -387,8 +387,8 @@ def plan(request: Request, workers: int | None = None, progress: bool | None = N
     from .parallel import default_workers
 
     sizes = range(1, min(request.max_clients, request.max_producers) + 1)
-    shapes = sum(1 for k in sizes for p in PRODUCERS_PER_CLIENT if k * p <= request.max_producers)
-    combinations = shapes * len(PARTITIONS) * len(LIMITS)
+    per_size = sum(1 for k in sizes for p in PRODUCERS_PER_CLIENT if k * p <= request.max_producers)
+    combinations = per_size * len(PARTITIONS) * len(LIMITS)
     workers = default_workers() if workers is None else workers
     candidates: list[Candidate] = []
     largest = _largest(request)
