@@ -8,8 +8,9 @@ deterministic 20 us partition service; no read-loop cost. Full per-message
 records are kept.
 
 * the engine, as ``sim`` runs it;
-* the naive reference model of the tests (a SimPy process per message, a
-  ``Resource`` per server) on a shorter span of the same system;
+* the public SimPy model (``sim.simpy_model``: a SimPy process per message, a
+  SimPy server per station), the naive way to run the same model, on a shorter
+  span of the same system;
 * a minimal pure-Python binary-heap loop doing the same arithmetic: one heap
   event per message (its ack coming back), each message's whole path computed
   when it is sent. It is a yardstick for Python's speed, not a correct model:
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from sim import build_config  # noqa: E402
 from sim.engine import run_records  # noqa: E402
 from sim.model.system import System  # noqa: E402
-from tests.reference_model import run_reference  # noqa: E402
+from sim.simpy_model import run_simpy  # noqa: E402
 
 MAIN_CASE = {
     "clients": 8,
@@ -135,7 +136,7 @@ def main() -> None:
     reference_config = build_config({**MAIN_CASE, "run.duration": args.reference_duration})
     engine, engine_messages = rate(lambda: len(run_records(System(engine_config)).created), args.runs)
     minimal, minimal_messages = rate(minimal_loop, args.runs)
-    naive, naive_messages = rate(lambda: len(run_reference(reference_config)), args.reference_runs)
+    naive, naive_messages = rate(lambda: len(run_simpy(reference_config).created), args.reference_runs)
     sync_config = build_config(SYNC_CASE)
     sync, sync_messages = rate(lambda: len(run_records(System(sync_config)).created), args.runs)
 

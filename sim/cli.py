@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(simulate)
     simulate.add_argument("--json", action="store_true", help="print the summary and resolved config as one JSON object")
+    simulate.add_argument("--engine", choices=("fast", "simpy"), default="fast",
+                          help="fast (default) or simpy: the SimPy model, message for message the same, much slower")
     simulate.add_argument("--messages-csv", metavar="FILE", help="also write the per-message table as CSV")
     simulate.add_argument("--timeseries-csv", metavar="FILE", help="also write the per-bin time series as CSV")
     simulate.set_defaults(func=cmd_simulate)
@@ -223,7 +225,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .report import format_summary
 
     config = build_config(load_overrides(args))
-    result = run(config)
+    result = run(config, engine=args.engine)
     if args.messages_csv:
         result.messages.to_csv(args.messages_csv)
     if args.timeseries_csv:

@@ -30,9 +30,9 @@ bandwidth) a heap of events orders the merges instead.
 **A single stream** (``sim.single_stream``): one synchronous producer has one
 message in flight at a time; nothing merges, and a plain loop does it.
 
-Ties at a merge go to the older message; within a client, see
-``sim.model.clients``. The naive SimPy model in ``tests/reference_model.py``
-is the oracle all of them are checked against.
+Ties at a merge go in connection order (see ``sim.model.network``); within a
+client, see ``sim.model.clients``. The SimPy model in ``sim.simpy_model`` is
+the oracle all of them are checked against, message by message.
 """
 
 from __future__ import annotations

@@ -4,10 +4,8 @@ A binary heap orders the merges that the window loop (``sim.engine``) orders by
 windows:
 
 * ``UPLINK``: the head of a client's outgoing queue enters its connection and,
-  at that instant, the shared uplink; the broker is then computed in line. The
-  uplink serves in time order and propagation is constant, so a message that
-  did not queue in its read loop cannot be overtaken at its partition by a
-  later one (otherwise it waits for a ``PART_ARRIVE`` event).
+  at that instant, the shared uplink and (computed ahead) its read loop; it
+  reaches its partition as a ``PART_ARRIVE`` event.
 * The shared downlink merges the partitions' departures, taking the earliest as
   soon as no partition can still produce an earlier one (``DOWN_WAKE`` when it
   must wait for time to pass).
@@ -28,9 +26,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from itertools import count
 
+import numpy as np
+
+from .model.clients import replace_items
 from .model.records import Records
 from .model.system import System
 
@@ -116,15 +117,13 @@ def run_events(system: System) -> Records:
             released[c][entered[c] % window] = departure + rtt
             entered[c] += 1
         arrival = departure + half_rtt
-        queued = read_free[c] > arrival
-        ready = read_free[c] = (read_free[c] if queued else arrival) + read_cpu
+        ready = read_free[c] = (read_free[c] if read_free[c] > arrival else arrival) + read_cpu
         read_busy[c] += read_cpu
+        # the partition takes it at its arrival, among whatever else arrives then (in
+        # connection order): adding half an RTT can round two departures to one arrival
         p = rec_partition[m]
-        if queued or part_pending[p]:
-            part_pending[p] += 1
-            push(heap, (ready, 2, key, PART_ARRIVE, m))
-        else:
-            partition(p, key, m, ready, now)
+        part_pending[p] += 1
+        push(heap, (ready, 2, key, PART_ARRIVE, m))
 
     def partition(p: int, key: int, m: int, arrival: float, now: float) -> None:
         service = service_next[p]()
@@ -174,6 +173,21 @@ def run_events(system: System) -> Records:
             wake_time[c] = arrival
             push(heap, (arrival, 0, tick(), CLIENT, c))
 
+    def compact() -> None:
+        """Summary mode: fold finished messages into the tally, renumber the rest."""
+        live = [e[4] for e in heap if e[3] == PART_ARRIVE] + [m for q in departed for _, _, m in q]
+        if window is not None:
+            live += [m for q in waiting for _, m in q]
+        mapping = records.compact(np.array(state.live() + live, dtype=np.int64))
+        state.renumber(mapping)
+        heap[:] = [(*e[:4], int(mapping[e[4]])) if e[3] == PART_ARRIVE else e for e in heap]
+        heapify(heap)
+        for q in departed:
+            replace_items(q, [(t, key, int(mapping[m])) for t, key, m in q])
+        if window is not None:
+            for q in waiting:
+                replace_items(q, [(key, int(mapping[m])) for key, m in q])
+
     for c in range(clients):
         run_client(c, 0.0)
     cut = False
@@ -204,6 +218,8 @@ def run_events(system: System) -> Records:
                 merge_downlink(now, settled=True)
         else:  # GATE_UP
             reopen(x, now)
+        if records.tally is not None and records.count >= records.compact_at:
+            compact()
 
     return finish(
         records, state, cut, end, [station["up_free"], station["down_free"], *read_free, *part_free],

@@ -270,15 +270,27 @@ def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def run(config: SimConfig | None = None, **overrides: Any) -> Result:
+ENGINES = ("fast", "simpy")
+
+
+def run(config: SimConfig | None = None, engine: str = "fast", **overrides: Any) -> Result:
     """Simulate ``config`` (defaults if None) with optional dotted-key overrides.
 
     ``run(link__rtt="10ms")`` is shorthand for ``run(build_config({"link.rtt": "10ms"}))``.
+    ``engine="simpy"`` runs the SimPy model (``sim.simpy_model``) instead of the fast
+    engine: the same numbers, message by message, much more slowly.
     """
     from .config import build_config
+
+    if engine not in ENGINES:
+        raise InputError(f"engine = {engine!r}: allowed: {', '.join(ENGINES)}")
+    if config is None or overrides:
+        config = build_config({k.replace("__", "."): v for k, v in overrides.items()}, base=config)
+    if engine == "simpy":
+        from .simpy_model import run_simpy
+
+        return Result(config, run_simpy(config))
     from .engine import run_records
     from .model.system import System
 
-    if config is None or overrides:
-        config = build_config({k.replace("__", "."): v for k, v in overrides.items()}, base=config)
     return Result(config, run_records(System(config)))

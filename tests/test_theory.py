@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
 
-from sim import build_config, run
+import sim
+from sim import build_config
 from tests.helpers import PURE_NETWORK, pure_network
+
+ENGINE = "fast"
+
+
+@pytest.fixture(autouse=True, params=["fast", "simpy"])
+def engine(request, monkeypatch):
+    """Every closed form holds in both engines."""
+    monkeypatch.setattr(sys.modules[__name__], "ENGINE", request.param)
+    return request.param
+
+
+def run(config):
+    return sim.run(config, engine=ENGINE)
 
 
 @pytest.mark.parametrize("rtt", [1e-4, 1e-2, 0.033])

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from itertools import count
 
 from .records import ACKED, IN_FLIGHT, LATE, TIMED_OUT
 from .system import UNBOUNDED, System
@@ -86,11 +87,13 @@ def client_side(system: System, streams, records):
     phase = [TIMER] * n_producers
     timer = list(streams.start_times)  # start, open-loop arrival or limiter poll; INF if none
     # Timers due at one instant fire in the order they were set, a deadline being
-    # set when its message is created: a deadline's key is its message number,
-    # a timer's the number of messages created before it was set, less a half.
-    timer_key = [-0.5] * n_producers
+    # set when its message is created: a deadline's key is (its message number, 0),
+    # a timer's (the number of messages created before it was set, less a half,
+    # then a count of timers set so far). The starts are set first, in producer order.
+    timer_key = [(-0.5, j) for j in range(n_producers)]
+    set_order = count(n_producers).__next__
     deadline = [INF] * n_producers  # the watchdog: oldest ack deadline (INF if none)
-    deadline_key = [0] * n_producers
+    deadline_key = [(0, 0)] * n_producers
     client_timer = [min(timer[j] for j in producers_of[c]) for c in range(clients)]
     next_arrival = [0.0] * n_producers
     gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
@@ -219,7 +222,7 @@ def client_side(system: System, streams, records):
                             if poll > 0:
                                 phase[j] = SLEEPING
                                 timer[j] = t + poll
-                                timer_key[j] = m - 0.5
+                                timer_key[j] = (m - 0.5, set_order())
                                 if t + poll < client_timer[c]:
                                     client_timer[c] = t + poll
                             else:
@@ -234,7 +237,7 @@ def client_side(system: System, streams, records):
                     if open_loop and next_arrival[j] > t:
                         phase[j] = TIMER
                         timer[j] = next_arrival[j]
-                        timer_key[j] = m - 0.5
+                        timer_key[j] = (m - 0.5, set_order())
                         if timer[j] < client_timer[c]:
                             client_timer[c] = timer[j]
                         break
@@ -254,7 +257,7 @@ def client_side(system: System, streams, records):
                     watch[j].append(m)
                     if deadline[j] == INF:
                         deadline[j] = t + ack_wait
-                        deadline_key[j] = m
+                        deadline_key[j] = (m, 0)
                         if deadline[j] < client_timer[c]:
                             client_timer[c] = deadline[j]
                     if free < t:
@@ -300,7 +303,7 @@ def client_side(system: System, streams, records):
 
     def fire_timer(c: int, t: float, mine: list) -> int:
         """The first-set timer or deadline due at t; the producer to go on, or -1."""
-        first = INF
+        first = (INF,)
         for k in mine:
             if timer[k] == t and timer_key[k] < first:
                 first, j, is_timer = timer_key[k], k, True
@@ -311,7 +314,7 @@ def client_side(system: System, streams, records):
             timer[j] = INF
             if phase[j] == SLEEPING and 2 * in_flight[j] > limit:
                 timer[j] = t + poll
-                timer_key[j] = records.count - 0.5
+                timer_key[j] = (records.count - 0.5, set_order())
             else:
                 ready = j
         else:
@@ -333,7 +336,7 @@ def client_side(system: System, streams, records):
                 freed = True
             if queue:
                 deadline[j] = rec_created[queue[0]] + ack_wait
-                deadline_key[j] = queue[0]
+                deadline_key[j] = (queue[0], 0)
             else:
                 deadline[j] = INF
             state = phase[j]
@@ -353,19 +356,20 @@ def client_side(system: System, streams, records):
 
     def renumber(mapping) -> None:
         for queue in jobs:
-            _replace(queue, [(t, job, int(mapping[m])) for t, job, m in queue])
+            replace_items(queue, [(t, job, int(mapping[m])) for t, job, m in queue])
         for queue in inbox:
-            _replace(queue, [(t, int(mapping[m])) for t, m in queue])
+            replace_items(queue, [(t, int(mapping[m])) for t, m in queue])
         for queue in outgoing:
-            _replace(queue, [(*e[:3], int(mapping[e[3]]), e[4]) for e in queue])
+            replace_items(queue, [(*e[:3], int(mapping[e[3]]), e[4]) for e in queue])
         for queue in watch:
-            _replace(queue, [int(mapping[m]) for m in queue if mapping[m] >= 0])
+            replace_items(queue, [int(mapping[m]) for m in queue if mapping[m] >= 0])
 
-        def place(key: float) -> float:
+        def place(key: tuple) -> tuple:
             """Where a timer's key falls among the renumbered messages."""
-            if key == int(key) and mapping[int(key)] >= 0:
-                return int(mapping[int(key)])
-            return int((mapping[: math.ceil(key)] >= 0).sum()) - 0.5
+            point, order = key
+            if point == int(point) and mapping[int(point)] >= 0:
+                return int(mapping[int(point)]), order
+            return int((mapping[: math.ceil(point)] >= 0).sum()) - 0.5, order
 
         for j in range(n_producers):
             # a deadline's key is its message's number (which may be resolved and gone
@@ -390,7 +394,8 @@ def client_side(system: System, streams, records):
     return advance, state
 
 
-def _replace(queue: deque, items: list) -> None:
+def replace_items(queue: deque, items: list) -> None:
+    """Put ``items`` in ``queue`` in place of what it held."""
     queue.clear()
     queue.extend(items)
 

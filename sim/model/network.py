@@ -164,6 +164,8 @@ class ScalarNetwork(_Network):
             part_free, part_busy, service = self.part_free, self.part_busy, self.service
             deterministic, service_time = self.deterministic, self.service_time
             stored, to_downlink = self.records.stored, self.to_downlink
+            arrivals = []
+            tied = False
             for t, n, c, m, p in batch:
                 if up_free > t:
                     t = up_free
@@ -171,6 +173,12 @@ class ScalarNetwork(_Network):
                 if window is not None:
                     released[c][n % window] = t + rtt
                 t += half_rtt
+                if arrivals and arrivals[-1][0] == t:
+                    tied = True
+                arrivals.append((t, n, c, m, p))
+            if tied:  # adding half an RTT rounded two departures to one arrival: connection order decides
+                arrivals.sort()
+            for t, n, c, m, p in arrivals:
                 free = part_free[p]
                 if free > t:
                     t = free
@@ -381,6 +389,9 @@ class VectorNetwork(_Network):
                 mine = conns == c
                 self.to_read[c].append((arrivals[mine], places[mine], ids[mine], parts[mine]))
         else:  # no read-loop cost: partitions take the uplink's order (see ScalarNetwork.uplink)
+            if arrivals.size > 1 and (arrivals[1:] == arrivals[:-1]).any():
+                order = np.lexsort((conns, places, arrivals))  # arrivals rounded together
+                arrivals, places, conns, ids, parts = (x[order] for x in (arrivals, places, conns, ids, parts))
             self._serve_partitions(arrivals, places, conns, ids, parts)
 
     def _serve_partitions(self, arrivals, places, conns, ids, parts) -> None:

@@ -1,0 +1,348 @@
+"""The model as SimPy processes: the readable statement of what ``sim`` simulates.
+
+``run(config, engine="simpy")`` (or ``sim simulate --engine simpy``) runs it. It
+is slow (a few SimPy events per message and station) and exact: the fast
+engine must give every message the same times, to 1e-9 s, and the tests hold
+it to that. It is also the place to try a new idea: subclass a piece, pass it
+in, and compare.
+
+The pieces, as the real system has them:
+
+* a **producer** (the SDK's ``produce()`` caller) is a process; its
+  :class:`FlowControl` decides when it may call ``produce()`` again: sync, a
+  window of C, the SDK's drain-to-half limiter with its poll, or no limit;
+* a **client** (an OS process) has one CPU, a :class:`simpy.Resource`, shared
+  by its producers' ``produce()`` calls and by the processing of acks, and one
+  TCP connection whose window is a :class:`simpy.Store` of tokens;
+* the **link** has a shared uplink and downlink (:class:`Station`) and RTT/2
+  of propagation each way;
+* the **broker** has a read loop per connection and a partition stage per
+  partition, the partition lock (:class:`Station`).
+
+One message is one process that walks the path: the client CPU, the window,
+the uplink, half an RTT, the read loop, the partition, the downlink, half an
+RTT, the client CPU again for its ack, which counts only if it is processed
+before the message's deadline (``producer.ack_wait`` after ``produce()``).
+
+Ties, the rule both engines follow. At one instant a client finishes its CPU
+job first (and whatever that lets its producers do at once), then takes the
+acks arriving then, then fires its timers (starts, open-loop arrivals, limiter
+polls, deadlines) in the order they were set; an ack processed at its deadline
+is a timeout (within ``records.TIE_RTOL``). A station fed by several
+connections serves messages that arrive at one instant in *connection order*:
+the one made earlier on its connection first, then the lower client. SimPy
+orders events at one instant by priority, then by scheduling order; the
+priorities below encode that rule, and every station takes its next job only
+once everything else due at that instant has happened.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heappop, heappush
+from itertools import count
+
+import simpy
+
+from .config import SimConfig
+from .model.records import ACKED, IN_FLIGHT, LATE, TIMED_OUT, RecordBuffer, Records
+from .model.system import System
+
+# SimPy priorities at one instant (lower first); simpy.events.NORMAL is 1.
+ACK_ARRIVAL = 2  # after the CPU and all it sets off
+TIMER = 3  # after the acks
+# a station picks its next job after the clients' events, upstream stations first
+UPLINK_PICK, READ_PICK, PARTITION_PICK, DOWNLINK_PICK = 4, 5, 6, 7
+
+
+def at(env: simpy.Environment, delay: float, priority: int) -> simpy.Event:
+    """An event ``delay`` from now that fires with ``priority`` among events at its instant."""
+    event = simpy.Event(env)
+    event._ok = True
+    event._value = None
+    env.schedule(event, priority, delay)
+    return event
+
+
+class Station:
+    """A FIFO server shared by several streams: the uplink, a read loop, a
+    partition's lock, the downlink. One job at a time, in order of arrival;
+    jobs that arrive at one instant go in connection order ``key = (n, c)``.
+    ``busy_s`` is its busy time and ``free_at`` when its last job ends."""
+
+    def __init__(self, env: simpy.Environment, pick_priority: int, name: str):
+        self.env, self.pick_priority, self.name = env, pick_priority, name
+        self.queue: list = []  # (arrival, key, order, done event, service)
+        self.busy_s = 0.0
+        self.free_at = 0.0
+        self._order = count()
+        self._wake: simpy.Event | None = None
+        env.process(self._serve())
+
+    def serve(self, key: tuple[int, int], service) -> simpy.Event:
+        """Queue a job; the event fires when it has been served. ``service`` is
+        seconds, or a callable drawn when the job starts (a random service time)."""
+        done = self.env.event()
+        heappush(self.queue, (self.env.now, key, next(self._order), done, service))
+        if self._wake is not None:
+            self._wake.succeed()
+            self._wake = None
+        return done
+
+    def _serve(self):
+        env = self.env
+        while True:
+            if not self.queue:
+                self._wake = env.event()
+                yield self._wake
+            yield at(env, 0, self.pick_priority)  # let every arrival of this instant in
+            _, _, _, done, service = heappop(self.queue)
+            seconds = service() if callable(service) else service
+            self.busy_s += seconds
+            yield env.timeout(seconds)
+            self.free_at = env.now
+            done.succeed()
+
+
+class FlowControl:
+    """When a producer may call ``produce()``: the SDK's in-flight control.
+
+    ``before(producer)`` and ``after(producer)`` are generators run by the
+    producer's process before each ``produce()`` and right after it returns.
+    Subclass it to try another policy."""
+
+    def before(self, producer: "Producer"):
+        yield from ()
+
+    def after(self, producer: "Producer"):
+        yield from ()
+
+
+class Window(FlowControl):
+    """At most ``cap`` messages in flight (sync is a window of one)."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+
+    def before(self, producer):
+        while producer.in_flight >= self.cap:
+            yield producer.changed()
+
+
+class Limiter(FlowControl):
+    """The SDK's ``concurrent_task_limit``: once ``limit`` tasks are in flight,
+    wait until at most half remain, looking every ``poll`` seconds (0: the
+    moment it happens)."""
+
+    def __init__(self, limit: int, poll: float):
+        self.limit, self.poll = limit, poll
+
+    def after(self, producer):
+        if producer.in_flight < self.limit:
+            return
+        if self.poll > 0:
+            while True:
+                yield at(producer.env, self.poll, TIMER)
+                if 2 * producer.in_flight <= self.limit:
+                    return
+        while 2 * producer.in_flight > self.limit:
+            yield producer.changed()
+
+
+def flow_control(system: System) -> FlowControl:
+    """The policy the config asks for."""
+    p = system.config.producer
+    if system.flow in ("sync", "window"):
+        return Window(system.in_flight_cap)
+    if system.flow == "limit":
+        return Limiter(p.concurrent_task_limit, p.limiter_poll)
+    return FlowControl()
+
+
+class Producer:
+    """One ``produce()`` caller: its messages in flight and the event that fires
+    when that count changes."""
+
+    def __init__(self, env: simpy.Environment, index: int, client: "Client"):
+        self.env, self.index, self.client = env, index, client
+        self.in_flight = 0
+        self.made = 0  # messages produced so far
+        self.waiting: deque = deque()  # its messages not yet timed out, oldest first (some acked)
+        self._changed = env.event()
+
+    def changed(self) -> simpy.Event:
+        return self._changed
+
+    def resolved(self) -> None:
+        self.in_flight -= 1
+        event, self._changed = self._changed, self.env.event()
+        event.succeed()
+
+
+class Client:
+    """An OS process: one CPU for its producers and their acks, one connection."""
+
+    def __init__(self, env: simpy.Environment, index: int, window: int | None):
+        self.index = index
+        self.cpu = simpy.Resource(env, 1)
+        self.cpu_busy_s = 0.0
+        self.cpu_free_at = 0.0
+        self.sent = 0  # messages made on this connection so far: the next one's place n
+        self.window = None
+        if window is not None:  # the TCP window, counted in messages
+            self.window = simpy.Store(env)
+            self.window.items.extend(range(window))
+
+    def run_on_cpu(self, env, seconds: float):
+        with self.cpu.request() as request:
+            yield request
+            self.cpu_busy_s += seconds
+            yield env.timeout(seconds)
+            self.cpu_free_at = env.now
+
+
+class SimPyModel:
+    """The model of ``config`` as SimPy processes; :meth:`run` returns its Records.
+
+    ``policy`` replaces the flow control of every producer (a :class:`FlowControl`)."""
+
+    def __init__(self, config: SimConfig, policy: FlowControl | None = None):
+        self.config = config
+        self.system = system = System(config)
+        self.env = env = simpy.Environment()
+        self.streams = system.streams()
+        self.policy = policy if policy is not None else flow_control(system)
+        cfg = config
+        self.clients = [Client(env, c, system.uplink_window) for c in range(system.clients)]
+        self.producers = [Producer(env, j, self.clients[system.client_of(j)]) for j in range(system.producers)]
+        self.uplink = Station(env, UPLINK_PICK, "uplink")
+        self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]") for c in range(system.clients)]
+        self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]") for p in range(system.partitions)]
+        self.downlink = Station(env, DOWNLINK_PICK, "downlink")
+        self.half_rtt = cfg.link.rtt / 2
+        self.messages: list[dict] = []
+        self.processes: list[simpy.Process] = []
+
+    # -- producers ------------------------------------------------------------------
+    def producer(self, producer: Producer):
+        env, p = self.env, self.config.producer
+        j = producer.index
+        gaps = self.streams.arrival_gaps[j]
+        choose = self.streams.partitions[j]
+        start = self.streams.start_times[j]
+        yield at(env, start, TIMER)  # a producer starts on a timer, like every other timer
+        next_arrival = start + next(gaps) if gaps is not None else None
+        made = 0
+        while p.messages is None or made < p.messages:
+            yield from self.policy.before(producer)
+            if next_arrival is not None and next_arrival > env.now:
+                yield at(env, next_arrival - env.now, TIMER)
+            message = {
+                "producer": j, "partition": next(choose), "created": env.now,
+                "intended": next_arrival if next_arrival is not None else env.now,
+                "sent": math.nan, "stored": math.nan, "resolved": math.nan, "status": IN_FLIGHT,
+            }
+            if next_arrival is not None:
+                next_arrival += next(gaps)
+            self.messages.append(message)
+            made = producer.made = made + 1
+            producer.in_flight += 1
+            producer.waiting.append(message)
+            # the deadline is set now, before anything else happens at this instant
+            at(env, p.ack_wait, TIMER).callbacks.append(lambda _, m=message: self.expire(producer, m))
+            returned = env.event()
+            self.processes.append(env.process(self.message(producer, message, returned)))
+            yield returned  # produce() returns once the client's CPU has sent it
+            yield from self.policy.after(producer)
+
+    def expire(self, producer: Producer, message: dict) -> None:
+        """A deadline falls due: the producer's watchdog times out, at once, every one
+        of its messages whose deadline has come (the first due is ``message``)."""
+        now, ack_wait = self.env.now, self.config.producer.ack_wait
+        waiting = producer.waiting
+        while waiting and (waiting[0]["status"] != IN_FLIGHT or waiting[0]["created"] + ack_wait <= now):
+            late = waiting.popleft()
+            if late["status"] == IN_FLIGHT:
+                late["status"] = TIMED_OUT
+                late["resolved"] = late["created"] + ack_wait
+                producer.resolved()
+
+    # -- one message ------------------------------------------------------------------
+    def message(self, producer: Producer, message: dict, returned: simpy.Event):
+        env, cfg, client = self.env, self.config, producer.client
+        key = (client.sent, client.index)  # its place on its connection, then the client
+        client.sent += 1
+        yield from client.run_on_cpu(env, cfg.client.send_cpu)
+        message["sent"] = env.now
+        returned.succeed()
+        if client.window is not None:
+            token = yield client.window.get()
+        yield self.uplink.serve(key, self.system.uplink_time)
+        if client.window is not None:  # the window reopens one RTT after the message left
+            env.process(self.reopen(client.window, token))
+        yield env.timeout(self.half_rtt)
+        yield self.read_loops[client.index].serve(key, cfg.broker.read_cpu)
+        p = message["partition"]
+        yield self.partitions[p].serve(key, self.streams.service[p].__next__)
+        message["stored"] = env.now
+        yield self.downlink.serve(key, self.system.downlink_time)
+        yield at(env, self.half_rtt, ACK_ARRIVAL)
+        yield from client.run_on_cpu(env, cfg.client.ack_cpu)
+        if message["status"] == IN_FLIGHT and env.now < (message["created"] + cfg.producer.ack_wait) * LATE:
+            message["status"] = ACKED
+            message["resolved"] = env.now
+            producer.resolved()
+
+    def reopen(self, window: simpy.Store, token):
+        yield self.env.timeout(self.config.link.rtt)
+        yield window.put(token)
+
+    # -- a run ------------------------------------------------------------------------
+    def run(self) -> Records:
+        env, cfg = self.env, self.config
+        producers = [env.process(self.producer(producer)) for producer in self.producers]
+        end = math.inf if cfg.run.duration is None else cfg.run.duration
+        if cfg.run.duration is None:
+            env.run()
+        else:
+            env.run(until=end)
+        # the run was cut when a producer or a message still had something to do
+        stopped = any(process.is_alive for process in producers + self.processes)
+        return self._records(stopped, end)
+
+    def _records(self, stopped: bool, end: float) -> Records:
+        cfg = self.config
+        buffer = RecordBuffer(open_loop=cfg.producer.rate is not None, summary=cfg.run.records == "summary",
+                              bin_width=cfg.run.bin)
+        for m, message in enumerate(self.messages):
+            if m == buffer.capacity:
+                buffer.count = m
+                buffer.grow()
+            for name in ("producer", "partition", "created", "sent", "stored", "resolved", "status"):
+                getattr(buffer, name)[m] = message[name]
+            if buffer.open_loop:
+                buffer.intended[m] = message["intended"]
+        buffer.count = len(self.messages)
+        stations = [self.uplink, self.downlink, *self.read_loops, *self.partitions]
+        free = [s.free_at for s in stations] + [c.cpu_free_at for c in self.clients]
+        span = end if stopped else max(free)
+        unfinished = any(m["status"] == IN_FLIGHT for m in self.messages) or any(
+            cfg.producer.messages is None or producer.made < cfg.producer.messages for producer in self.producers)
+        busy = {
+            "client_cpu": [c.cpu_busy_s for c in self.clients],
+            "uplink": [self.uplink.busy_s],
+            "read_loop": [s.busy_s for s in self.read_loops],
+            "partition": [s.busy_s for s in self.partitions],
+            "downlink": [self.downlink.busy_s],
+        }
+        return buffer.finish(busy, span, stopped and unfinished)
+
+
+def run_simpy(config: SimConfig, policy: FlowControl | None = None) -> Records:
+    """Run ``config`` through the SimPy model."""
+    return SimPyModel(config, policy).run()
+
+
+__all__ = ["FlowControl", "Limiter", "Window", "Producer", "Client", "Station", "SimPyModel", "run_simpy",
+           "flow_control"]
