@@ -12,8 +12,10 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "ConfigError": "sim.config",
-    "InputError": "sim.config",
+    "ConfigError": "sim.errors",
+    "ConfigWarning": "sim.errors",
+    "InputError": "sim.errors",
+    "TooMuchWork": "sim.errors",
     "SimConfig": "sim.config",
     "build_config": "sim.config",
     "Result": "sim.results",

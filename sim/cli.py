@@ -2,7 +2,12 @@
 
 Every command calls a function of the package that a notebook can call too.
 Heavy imports (numpy, pandas, the engine) happen inside the commands so that
-``sim --help`` answers at once. Bad input prints one line and exits with 2.
+``sim --help`` answers at once.
+
+Exit codes: 0 done; 1 the question has no answer (``plan`` found nothing); 2 bad
+input (one line naming what is wrong and what is allowed); 70 an internal
+error (one line and a hint; ``--debug`` adds the traceback); 130 interrupted
+(Ctrl-C). JSON output is strict: see :mod:`sim.jsonsafe`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import sys
 from typing import Any, Sequence
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate message producers sending to a broker over a network: throughput, "
         "latency and timeouts, and what limits them.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, print the traceback too (also SIM_DEBUG=1; allowed anywhere)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -70,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scenario.add_argument("name", help="the scenario")
     scenario.add_argument("--quick", action="store_true", help="the small variant (a few seconds)")
-    scenario.add_argument("--out", default=".", metavar="DIR", help="where to write NAME.csv and NAME.png (default: .)")
+    scenario.add_argument("--out", default="out", metavar="DIR",
+                          help="where to write NAME.csv and NAME.png (default: out/, created if missing)")
     scenario.add_argument("--from-csv", metavar="FILE", help="redraw the figure from a saved table instead of simulating")
     scenario.add_argument("--workers", type=int, metavar="N", help="processes to use (default: one per core)")
     scenario.set_defaults(func=cmd_scenario)
@@ -93,17 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("file", metavar="FILE.toml", help="the sweep")
     sweep.add_argument("--out", metavar="FILE.csv", help="where to write the table (default: the file's output, "
-                       "else sweep.csv)")
+                       "else out/NAME.csv, NAME being the sweep file's)")
     sweep.add_argument("--workers", type=int, metavar="N", help="processes (default: one per core)")
     sweep.add_argument("--backend", choices=["local", "dask"], default="local",
                        help="local process pool (default) or a Dask distributed cluster")
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="with --backend dask: the scheduler to use "
                        "(default: start a LocalCluster on this machine)")
     sweep.add_argument("--no-cache", action="store_true", help="recompute every run instead of reusing cached ones")
-    sweep.add_argument("--cache-dir", default=".sim-cache", metavar="DIR", help="where runs are cached (default: .sim-cache)")
+    sweep.add_argument("--cache-dir", metavar="DIR", help="where runs are cached (default: the user cache "
+                       "directory, `sim cache` shows it; also SIM_CACHE_DIR)")
     sweep.add_argument("--config", metavar="FILE.toml", help="overrides under the sweep's [base] (e.g. a calibration "
                        "from sim calibrate); the sweep file wins")
     sweep.set_defaults(func=cmd_sweep)
+
+    cache = commands.add_parser(
+        "cache",
+        help="show or clear the cache of sweep runs",
+        description="Every finished sweep run is cached under a hash of its config and of the simulator's "
+        "source. `sim cache` shows where and how much; `sim cache clear` deletes it all.",
+    )
+    cache.add_argument("action", nargs="?", choices=["info", "clear"], default="info", help="default: info")
+    cache.add_argument("--cache-dir", metavar="DIR", help="the cache to act on (default: the user cache directory)")
+    cache.set_defaults(func=cmd_cache)
 
     planner = commands.add_parser(
         "plan",
@@ -213,25 +234,34 @@ def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
     from .tomlconfig import read_overrides
 
     overrides: dict[str, Any] = {}
-    if getattr(args, "config", None):
+    if getattr(args, "config", None) is not None:
         overrides.update(read_overrides(args.config))
     overrides.update(parse_assignments(args.assignments))
     return overrides
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from .budget import check
     from .config import build_config
-    from .results import run
+    from .errors import InputError, check_output_file
+    from .jsonsafe import dumps
     from .report import format_summary
+    from .results import run
 
     config = build_config(load_overrides(args))
+    outputs = {flag: check_output_file(path, "--" + flag.replace("_", "-"))
+               for flag, path in (("messages_csv", args.messages_csv), ("timeseries_csv", args.timeseries_csv))
+               if path is not None}
+    if "messages_csv" in outputs and config.run.records == "summary":
+        raise InputError("--messages-csv needs the per-message records: not with run.records = summary")
+    check(config, timeseries="timeseries_csv" in outputs)
     result = run(config, engine=args.engine)
-    if args.messages_csv:
-        result.messages.to_csv(args.messages_csv)
-    if args.timeseries_csv:
-        result.timeseries.to_csv(args.timeseries_csv, index=False)
+    if "messages_csv" in outputs:
+        result.messages.to_csv(outputs["messages_csv"])
+    if "timeseries_csv" in outputs:
+        result.timeseries.to_csv(outputs["timeseries_csv"], index=False)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, allow_nan=False))
+        print(dumps(result.to_json(), indent=2))
     else:
         print(format_summary(result))
     return 0
@@ -240,12 +270,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_scenario(args: argparse.Namespace) -> int:
     from . import scenarios
 
+    from .errors import InputError, check_output_dir
+
     scenarios.get(args.name)
+    out = check_output_dir(args.out, "--out")
     if args.from_csv:
         frame = scenarios.read_table(args.from_csv)
-    else:
-        frame = scenarios.table(args.name, quick=args.quick, workers=_workers(args))
-    csv, png = scenarios.write(args.name, frame, args.out)
+        try:
+            csv, png = scenarios.write(args.name, frame, out)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise InputError(f"--from-csv = {args.from_csv}: not a table of scenario {args.name} "
+                             f"({type(exc).__name__}: {exc}); give a CSV that `sim scenario {args.name}` wrote") from None
+        print(f"{args.name}: wrote {csv} and {png}")
+        return 0
+    frame = scenarios.table(args.name, quick=args.quick, workers=_workers(args))
+    csv, png = scenarios.write(args.name, frame, out)
     print(f"{args.name}: wrote {csv} and {png}")
     return 0
 
@@ -255,7 +294,9 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
     from . import scenarios
 
-    out = args.out or ("figures/quick" if args.quick else "figures")
+    from .errors import check_output_dir
+
+    out = check_output_dir(args.out or ("figures/quick" if args.quick else "figures"), "--out")
     for name in scenarios.names():
         start = time.perf_counter()
         frame = scenarios.table(name, quick=args.quick, workers=_workers(args))
@@ -265,12 +306,14 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .config import InputError
+    from pathlib import Path
+
+    from .errors import InputError, check_output_dir, check_output_file
     from .report import format_sweep
-    from .sweep import load, run_sweep
+    from .sweep import check_size, default_cache_dir, load, run_sweep
 
     sweep = load(args.file)
-    if args.config:
+    if args.config is not None:
         import dataclasses
 
         from .tomlconfig import read_overrides
@@ -278,9 +321,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep = dataclasses.replace(sweep, base={**read_overrides(args.config), **sweep.base})
     if args.scheduler and args.backend != "dask":
         raise InputError(f"--scheduler = {args.scheduler}: needs --backend dask")
-    table = run_sweep(sweep, workers=_workers(args), backend=args.backend, scheduler=args.scheduler,
-                      cache=None if args.no_cache else args.cache_dir)
-    out = args.out or sweep.output or "sweep.csv"
+    workers = _workers(args)
+    if args.out is not None:
+        out = check_output_file(args.out, "--out")
+    elif sweep.output is not None:
+        out = check_output_file(sweep.output, f"{args.file}: output", create_parent=True)
+    else:
+        out = check_output_dir("out", "the default output directory") / f"{Path(args.file).stem}.csv"
+        out = check_output_file(out, "the default output")
+    cache = None if args.no_cache else check_output_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
+    check_size(sweep)
+    table = run_sweep(sweep, workers=workers, backend=args.backend, scheduler=args.scheduler, cache=cache)
     table.to_csv(out, index=False, float_format="%.9g")
     print(format_sweep(sweep, table, out))
     return 0
@@ -314,7 +365,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                       max_clients=args.max_clients, seed=build_config(overrides).run.seed, max_busy=max_busy)
     result = plan(request, workers=_workers(args))
     if args.json:
-        print(json.dumps(result.to_json(), indent=2, allow_nan=False))
+        print(_dumps(result.to_json(), indent=2))
     else:
         from .report import format_plan
 
@@ -340,7 +391,7 @@ def _plan_max_rate(config, p99, max_busy, as_json: bool) -> int:
 
     found = max_rate(config, p99=p99, max_busy=max_busy)
     if as_json:
-        print(json.dumps(found.to_json(), indent=2, allow_nan=False))
+        print(_dumps(found.to_json(), indent=2))
         return 0 if found.rate > 0 else 1
     if found.rate <= 0:
         print("no rate held: even a trickle times out, misses the bound or runs a station past --max-busy")
@@ -387,7 +438,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def _add_cache_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, metavar="N", help="processes to simulate on (default: one per core)")
     parser.add_argument("--no-cache", action="store_true", help="recompute every run instead of reusing cached ones")
-    parser.add_argument("--cache-dir", default=".sim-cache", metavar="DIR", help="where runs are cached (default: .sim-cache)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="where runs are cached (default: the user cache directory, "
+                        "`sim cache` shows it; also SIM_CACHE_DIR)")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -397,7 +449,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     table = read_table(args.file)
     keys = COST_KEYS if args.fit is None else args.fit.split(",")
     fit = calibrate(table, keys=keys, holdout=args.holdout, seed=args.seed, workers=_workers(args),
-                    cache=None if args.no_cache else args.cache_dir, from_data=args.start == "data")
+                    cache=_cache(args), from_data=args.start == "data")
     with open(args.out, "w") as handle:
         handle.write(to_toml(fit, args.file))
     print(format_fit(fit))
@@ -412,12 +464,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     table = read_table(args.file)
     rows = validate(table, read_overrides(args.config), workers=_workers(args),
-                    cache=None if args.no_cache else args.cache_dir)
+                    cache=_cache(args))
     if args.figure:
         draw(rows, args.figure)
     if args.json:
         records = [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict(orient="records")]
-        print(json.dumps(records, indent=2, allow_nan=False))
+        print(_dumps(records, indent=2))
         return 0
     print(format_rows(rows))
     print("\nby mode:")
@@ -434,6 +486,39 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def _cache(args: argparse.Namespace):
+    """The cache directory a command's --no-cache / --cache-dir ask for (None: no cache), checked writable."""
+    from .errors import check_output_dir
+    from .sweep import default_cache_dir
+
+    if getattr(args, "no_cache", False):
+        return None
+    return check_output_dir(getattr(args, "cache_dir", None) or default_cache_dir(), "--cache-dir")
+
+
+def _dumps(value, **kwargs) -> str:
+    from .jsonsafe import dumps
+
+    return dumps(value, **kwargs)
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .errors import InputError
+    from .sweep import Cache, default_cache_dir
+
+    directory = args.cache_dir or default_cache_dir()
+    store = Cache(directory)
+    if store.directory.exists() and not store.directory.is_dir():
+        raise InputError(f"--cache-dir = {directory}: is a file, not a directory")
+    if args.action == "clear":
+        removed = store.clear()
+        print(f"cache {store.directory}: removed {removed} run{'s' if removed != 1 else ''}")
+        return 0
+    runs, size = store.size()
+    print(f"cache {store.directory}: {runs} run{'s' if runs != 1 else ''}, {size / 2**20:,.1f} MiB")
+    return 0
 
 
 def _workers(args: argparse.Namespace) -> int | None:
@@ -466,23 +551,62 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .config import InputError
+    """Run one command; every failure ends as one line on standard error and an exit code."""
+    import os
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere on the line, for every command
+    debug = "--debug" in argv or os.environ.get("SIM_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     try:
-        return args.func(args)
-    except InputError as exc:
-        print(f"sim: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except BrokenPipeError:  # the reader went away (sim ... | head): stop quietly
-        import os
+        import warnings
 
+        from .errors import ConfigWarning, InputError
+
+        args = build_parser().parse_args(argv)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", ConfigWarning)
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except InputError as exc:
+        _say(f"sim: error: {exc}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("sim: interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (sim ... | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("sim: interrupted", file=sys.stderr)
-        return 130
+    except SystemExit:
+        raise
+    except MemoryError:
+        _say("sim: error: out of memory; use fewer messages, run.records = summary or a wider run.bin")
+        return EXIT_INTERNAL
+    except OSError as exc:  # the environment, not the simulator: a full disk, a vanished directory
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _say(f"sim: error: {where}{exc.strerror or exc}")
+        return 1
+    except BaseException as exc:  # noqa: BLE001  (a bug: one line, the traceback only on request)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        text = " ".join(str(exc).split())[:200]
+        _say(f"sim: internal error: {type(exc).__name__}{': ' + text if text else ''} (a bug: please report it "
+             f"with the command line{'' if debug else '; --debug shows the traceback'})")
+        return EXIT_INTERNAL
+
+
+def _say(line: str) -> None:
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # standard error closed: nothing left to tell
+        pass
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``sim: warning:`` line each (a ConfigWarning names the ignored key)."""
+    _say(f"sim: warning: {message}")
 
 
 if __name__ == "__main__":

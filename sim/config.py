@@ -29,35 +29,13 @@ from .units import (
     parse_duration,
     parse_size,
 )
+from .errors import NO_VALUE as _NO_VALUE
+from .errors import ConfigError, ConfigWarning, InputError, TooMuchWork  # noqa: F401  (public names, also here)
 
-
-class InputError(ValueError):
-    """Bad input from the user; ``str(error)`` is one line that says what is wrong."""
-
-
-class ConfigError(InputError):
-    """A bad configuration key or value: the line names the key, the value and what is allowed."""
-
-    def __init__(self, key: str, value: Any, problem: str):
-        self.key, self.value, self.problem = key, value, problem
-        if value is _NO_VALUE:
-            super().__init__(f"{key}: {problem}")
-            return
-        shown = "none" if value is None else value if isinstance(value, str) else repr(value)
-        super().__init__(f"{key} = {shown}: {problem}")
-
-    def __reduce__(self):  # picklable, so errors raised in worker processes come back whole
-        return (ConfigError, (self.key, self.value, self.problem))
-
-
-class _NoValue:
-    """Marks a ConfigError about a key, not a value."""
-
-    def __reduce__(self):
-        return "_NO_VALUE"
-
-
-_NO_VALUE = _NoValue()
+MIN_MSS_BYTES = 88  # Linux's TCP_MIN_MSS: no TCP stack sends smaller segments
+MAX_COUNT = 100_000  # clients, producers per client, partitions: far past any real deployment
+MAX_PRODUCERS = 1_000_000  # clients x producers_per_client
+MAX_KEY_SPACE = 2**62
 
 
 def _none_words(value: Any) -> Any:
@@ -104,18 +82,33 @@ def _window(value: Any) -> Any:
         return None
     if isinstance(value, float) and math.isinf(value):
         return None
-    return parse_size(value)
+    return _signed(parse_size)(value)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-OptionalDuration = Annotated[float | None, BeforeValidator(_optional(parse_duration))]
-Bandwidth = Annotated[float, BeforeValidator(parse_bandwidth)]
-OptionalBandwidth = Annotated[float | None, BeforeValidator(_optional(parse_bandwidth))]
-Size = Annotated[int, BeforeValidator(parse_size)]
-Whole = Annotated[int, BeforeValidator(_whole)]
-OptionalWhole = Annotated[int | None, BeforeValidator(_optional(_whole))]
-Number = Annotated[float, BeforeValidator(_strict_number)]
-OptionalNumber = Annotated[float | None, BeforeValidator(_optional(_strict_number))]
+def _signed(parser):
+    """``parser``, refusing a negative zero (``-0``, ``-0.0ms``): no physical quantity is "minus nothing",
+    and a sign that vanishes silently hides a typo."""
+
+    def parse(value: Any) -> Any:
+        result = parser(value)
+        if isinstance(result, (int, float)) and result == 0:
+            negative = isinstance(value, str) and value.strip().startswith("-")
+            if negative or (isinstance(value, float) and math.copysign(1.0, value) < 0):
+                raise ValueError("negative zero is not a value; write 0")
+        return result
+
+    return parse
+
+
+Duration = Annotated[float, BeforeValidator(_signed(parse_duration))]
+OptionalDuration = Annotated[float | None, BeforeValidator(_optional(_signed(parse_duration)))]
+Bandwidth = Annotated[float, BeforeValidator(_signed(parse_bandwidth))]
+OptionalBandwidth = Annotated[float | None, BeforeValidator(_optional(_signed(parse_bandwidth)))]
+Size = Annotated[int, BeforeValidator(_signed(parse_size))]
+Whole = Annotated[int, BeforeValidator(_signed(_whole))]
+OptionalWhole = Annotated[int | None, BeforeValidator(_optional(_signed(_whole)))]
+Number = Annotated[float, BeforeValidator(_signed(_strict_number))]
+OptionalNumber = Annotated[float | None, BeforeValidator(_optional(_signed(_strict_number)))]
 
 
 def _field(default: Any, doc: str, allowed: str, **constraints: Any) -> Any:
@@ -199,8 +192,9 @@ class ProducerConfig(_Group):
     key_space: Whole = _field(
         1024,
         "with key partitioning, keys are drawn uniformly from this many distinct keys 'key-0', 'key-1', ...",
-        "a whole number >= 1",
+        f"a whole number >= 1 and <= {MAX_KEY_SPACE}",
         ge=1,
+        le=MAX_KEY_SPACE,
     )
     start_jitter: Duration = _field(
         0.0,
@@ -251,12 +245,17 @@ class LinkConfig(_Group):
         ge=0,
         lt=1,
     )
-    mss_bytes: Size = _field(1460, "TCP maximum segment size, used by the Mathis bound", SIZE_HELP + ", >= 1", ge=1)
+    mss_bytes: Size = _field(
+        1460,
+        "TCP maximum segment size, used by the Mathis bound; at least 88 B, Linux's floor (TCP_MIN_MSS)",
+        SIZE_HELP + f", >= {MIN_MSS_BYTES}",
+        ge=MIN_MSS_BYTES,
+    )
     window_bytes: Annotated[int | None, BeforeValidator(_window)] = _field(
         4 * 2**20,
         "TCP window of each connection (client to broker): at most this many bytes unacknowledged, so "
         "one connection carries at most window/RTT (Linux's 4 MiB autotuning ceiling); inf = no cap",
-        SIZE_HELP + ", >= 1, or inf",
+        SIZE_HELP + ", at least link.mss_bytes, or inf",
         ge=1,
     )
 
@@ -265,7 +264,11 @@ class BrokerConfig(_Group):
     """The broker: a read loop per connection and a serial stage per partition."""
 
     partitions: Whole = _field(
-        1, "partitions of the station, each an independent stream with its own lock", "a whole number >= 1", ge=1
+        1,
+        "partitions of the station, each an independent stream with its own lock",
+        f"a whole number >= 1 and <= {MAX_COUNT:,}",
+        ge=1,
+        le=MAX_COUNT,
     )
     read_cpu: Duration = _field(
         1.5e-6, "the per-connection read loop's cost to parse one publish (1-2 us)", DURATION_HELP + ", >= 0", ge=0
@@ -284,9 +287,10 @@ class BrokerConfig(_Group):
     )
     service_cv: Number = _field(
         1.0,
-        "coefficient of variation of a lognormal service time",
-        "a number > 0",
+        "coefficient of variation of a lognormal service time (at most 100: a variance of 10^4 mean^2)",
+        "a number > 0 and <= 100",
         gt=0,
+        le=100,
         allow_inf_nan=False,
     )
     ack_bytes: Size = _field(103, "bytes of one ack on the wire ({\"stream\":...,\"seq\":N} and framing)", SIZE_HELP, ge=0)
@@ -315,10 +319,18 @@ class SimConfig(_Group):
     """A whole simulated system: clients of producers, the link and the broker."""
 
     clients: Whole = _field(
-        1, "client processes, each with its own event loop (CPU) and connection", "a whole number >= 1", ge=1
+        1,
+        "client processes, each with its own event loop (CPU) and connection",
+        f"a whole number >= 1 and <= {MAX_COUNT:,}",
+        ge=1,
+        le=MAX_COUNT,
     )
     producers_per_client: Whole = _field(
-        1, "producers sharing each client's event loop and connection", "a whole number >= 1", ge=1
+        1,
+        "producers sharing each client's event loop and connection",
+        f"a whole number >= 1 and <= {MAX_COUNT:,}",
+        ge=1,
+        le=MAX_COUNT,
     )
     producer: ProducerConfig = ProducerConfig()
     client: ClientConfig = ClientConfig()
@@ -345,20 +357,54 @@ class SimConfig(_Group):
             raise ConfigError(
                 "producer.partition", p.partition, f"must be at most broker.partitions ({self.broker.partitions})"
             )
-        # settings that would silently do nothing (a default value may be spelled out)
-        if p.arrivals != "poisson" and p.rate is None:
-            raise ConfigError("producer.arrivals", p.arrivals, "applies only when producer.rate is set")
-        if self.broker.service_cv != 1.0 and self.broker.service_dist != "lognormal":
+        if self.clients * self.producers_per_client > MAX_PRODUCERS:
+            raise ConfigError("producers_per_client", self.producers_per_client,
+                              f"{self.clients:,} clients x {self.producers_per_client:,} producers is more than "
+                              f"{MAX_PRODUCERS:,} producers in all")
+        link = self.link
+        if link.window_bytes is not None and link.window_bytes < link.mss_bytes:
             raise ConfigError(
-                "broker.service_cv",
-                self.broker.service_cv,
-                f"applies to the lognormal distribution only (broker.service_dist is {self.broker.service_dist})",
+                "link.window_bytes",
+                link.window_bytes,
+                f"smaller than one segment (link.mss_bytes = {link.mss_bytes}); a TCP window holds at least "
+                "one full segment",
             )
+        self._warn_ignored()
         if p.messages is None and self.run.duration is None:
             raise ConfigError(
                 "producer.messages", None, "an endless workload needs run.duration; set one of the two"
             )
         return self
+
+    def ignored(self) -> list[tuple[str, Any, str]]:
+        """Keys set to a value this system will never use: (key, value, why).
+
+        A default value may be spelled out (a resolved config lists every key), so only values that
+        differ from the default count.
+        """
+        p, b = self.producer, self.broker
+        checks = [
+            ("producer.arrivals", p.rate is None, "producer.rate is not set (the producer is closed-loop)"),
+            ("producer.limiter_poll", p.concurrent_task_limit is None,
+             "producer.concurrent_task_limit is not set, so the limiter never waits"),
+            ("producer.partition", p.partitioning != "fixed", f"producer.partitioning is {p.partitioning}, not fixed"),
+            ("producer.key_space", p.partitioning != "key", f"producer.partitioning is {p.partitioning}, not key"),
+            ("broker.service_cv", b.service_dist != "lognormal",
+             f"broker.service_dist is {b.service_dist}, not lognormal"),
+        ]
+        out = []
+        for key, unused, why in checks:
+            group, name = key.split(".")
+            value = getattr(getattr(self, group), name)
+            if unused and value != _GROUPS[group].model_fields[name].default:
+                out.append((key, value, why))
+        return out
+
+    def _warn_ignored(self) -> None:
+        import warnings
+
+        for key, value, why in self.ignored():
+            warnings.warn(ConfigWarning(f"{key} = {format_value(key, value)} is ignored: {why}"), stacklevel=2)
 
     # -- dotted keys -------------------------------------------------------
 
@@ -439,7 +485,15 @@ def build_config(overrides: Mapping[str, Any] | None = None, base: SimConfig | N
 
     Raises :class:`ConfigError` naming the first bad key.
     """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ConfigError("overrides", overrides, "must be a mapping of dotted keys to values, e.g. "
+                          "{'link.rtt': '10ms'}")
+    if base is not None and not isinstance(base, SimConfig):
+        raise ConfigError("base", base, "must be a SimConfig (from build_config) or None")
     overrides = dict(overrides or {})
+    for key in overrides:
+        if not isinstance(key, str):
+            raise ConfigError(repr(key), _NO_VALUE, "a key must be a dotted string such as 'link.rtt'")
     nested: dict[str, Any] = {}
     if base is not None:
         for name in _TOP:

@@ -282,10 +282,20 @@ def run(config: SimConfig | None = None, engine: str = "fast", **overrides: Any)
     """
     from .config import build_config
 
+    from collections.abc import Mapping
+
+    from .budget import check
+
     if engine not in ENGINES:
         raise InputError(f"engine = {engine!r}: allowed: {', '.join(ENGINES)}")
+    if isinstance(config, Mapping):  # run({"link.rtt": "10ms"}): dotted-key overrides
+        config = build_config(config)
+    if config is not None and not isinstance(config, SimConfig):
+        raise InputError(f"run(config): expected a SimConfig from sim.build_config or a dict of dotted keys, "
+                         f"not {type(config).__name__}")
     if config is None or overrides:
         config = build_config({k.replace("__", "."): v for k, v in overrides.items()}, base=config)
+    check(config)  # refuse absurd work up front, with one line naming the key
     if engine == "simpy":
         from .simpy_model import run_simpy
 

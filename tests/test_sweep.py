@@ -108,4 +108,4 @@ def test_bad_sweep_files_are_one_line(tmp_path, capsys, text, word):
 
 def test_example_file_loads():
     sweep = load(EXAMPLE)
-    assert sweep.replications == 3 and len(sweep.points()) == 9 and sweep.output == "limit-sweep.csv"
+    assert sweep.replications == 3 and len(sweep.points()) == 9 and sweep.output == "out/limit-sweep.csv"
