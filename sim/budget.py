@@ -78,14 +78,14 @@ def estimate(config: SimConfig, timeseries: bool = False) -> Estimate:
     producers = config.clients * config.producers_per_client
     b = bounds(System(config))
     rate = b.throughput()  # messages/s the whole system can carry at most
-    if rate < b.max_throughput:  # the round trips of a bounded population set the pace, not a station
+    if rate < b.max_throughput and b.max_demand < b.delay:  # round trips set the pace, not a station
         bottleneck, through = "producer.messages", "round trips"
     else:
         bottleneck, through = _STATION_KEYS.get(b.bottleneck, "producer.messages"), f"the {b.bottleneck}"
     if p.rate is not None:
         rate = min(rate, p.rate * producers)
     duration = math.inf if run.duration is None else run.duration
-    total = math.inf if p.messages is None else float(p.messages) * producers
+    total = math.inf if p.messages is None else float(min(p.messages, 10**300)) * producers
     # the simulated span: the latest of the terms that each take time on their own
     terms = [(p.start_jitter * producers / (producers + 1), ("producer.start_jitter", "the producers' start jitter"))]
     if p.rate is not None and p.messages is not None:

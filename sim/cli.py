@@ -312,6 +312,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .report import format_sweep
     from .sweep import check_size, default_cache_dir, load, run_sweep
 
+<<<<<<< HEAD
     sweep = load(args.file)
     if args.config is not None:
         import dataclasses
@@ -319,9 +320,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from .tomlconfig import read_overrides
 
         sweep = dataclasses.replace(sweep, base={**read_overrides(args.config), **sweep.base})
+=======
+>>>>>>> ef3c357 (A bad-input table of 660 cases across simulate, plan, sweep, scenario, figures, cache and the Python API; warnings for ignored keys; edge cases that must run)
     if args.scheduler and args.backend != "dask":
         raise InputError(f"--scheduler = {args.scheduler}: needs --backend dask")
     workers = _workers(args)
+    sweep = load(args.file)
     if args.out is not None:
         out = check_output_file(args.out, "--out")
     elif sweep.output is not None:
