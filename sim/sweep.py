@@ -439,6 +439,10 @@ def _connect(scheduler: str):
 
     from dask.distributed import Client
 
+    import re
+
+    if not re.fullmatch(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}", scheduler):
+        raise InputError(f"--scheduler = {scheduler}: expected a scheduler address such as tcp://10.0.0.5:8786")
     quiet = [logging.getLogger(name) for name in ("distributed", "distributed.client", "distributed.comm",
                                                    "distributed.core", "tornado", "asyncio")]
     levels = [log.level for log in quiet]
