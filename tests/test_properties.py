@@ -51,9 +51,9 @@ LOOPS = ("single", "events", "windows", "vectors")
 TOLERANCE_S = 1e-9
 
 
-def _duration(draw, scale: float) -> float:
-    """A time: often a round number (ties), sometimes zero, sometimes irrational-looking."""
-    kind = draw(st.sampled_from(["zero", "round", "round", "real"]))
+def _duration(draw, scale: float, ties: bool = True) -> float:
+    """A time: often a round number (ties), sometimes zero, sometimes irrational-looking (only that without ties)."""
+    kind = draw(st.sampled_from(["zero", "round", "round", "real"])) if ties else "real"
     if kind == "zero":
         return 0.0
     if kind == "round":
@@ -62,8 +62,12 @@ def _duration(draw, scale: float) -> float:
 
 
 @st.composite
-def systems(draw, max_producers: int = 4, max_messages: int = 40) -> dict:
-    """Dotted-key overrides of one small valid system."""
+def systems(draw, max_producers: int = 4, max_messages: int = 40, ties: bool = True) -> dict:
+    """Dotted-key overrides of one small valid system.
+
+    ``ties=False`` draws every time as an irrational-looking real and jitters every start, so that no two
+    events of different streams fall at the same instant (which order wins a tie is then never asked).
+    """
     clients = draw(st.integers(1, 3))
     per_client = draw(st.integers(1, max(1, max_producers // clients)))
     mode = draw(st.sampled_from(["sync", "nonblocking", "nonblocking"]))
@@ -74,14 +78,14 @@ def systems(draw, max_producers: int = 4, max_messages: int = 40) -> dict:
         "producer.messages": draw(st.integers(1, max_messages)),
         "producer.payload_bytes": draw(st.sampled_from([0, 100, 512, 1400, 3000])),
         "producer.overhead_bytes": draw(st.sampled_from([0, 191])),
-        "client.send_cpu": _duration(draw, 10e-6),
-        "client.ack_cpu": _duration(draw, 10e-6),
-        "link.rtt": draw(st.sampled_from([0.0, 1e-3, 2e-3, 10e-3])) if draw(st.booleans())
+        "client.send_cpu": _duration(draw, 10e-6, ties),
+        "client.ack_cpu": _duration(draw, 10e-6, ties),
+        "link.rtt": draw(st.sampled_from([0.0, 1e-3, 2e-3, 10e-3])) if ties and draw(st.booleans())
         else draw(st.floats(1e-5, 20e-3)),
         "link.bandwidth": draw(st.sampled_from([math.inf, 1.25e6, 12.5e6, 125e6])),
         "broker.partitions": draw(st.integers(1, 3)),
-        "broker.read_cpu": _duration(draw, 1e-6),
-        "broker.service_time": _duration(draw, 10e-6),
+        "broker.read_cpu": _duration(draw, 1e-6, ties),
+        "broker.service_time": _duration(draw, 10e-6, ties),
         "broker.service_dist": draw(st.sampled_from(["deterministic", "deterministic", "exponential", "lognormal"])),
         "broker.ack_bytes": draw(st.sampled_from([0, 103])),
         "run.seed": draw(st.integers(0, 2**31)),
@@ -109,15 +113,16 @@ def systems(draw, max_producers: int = 4, max_messages: int = 40) -> dict:
             ov["producer.limiter_poll"] = draw(st.sampled_from([0.0, 1e-3, 5e-3]))
     if draw(st.integers(0, 3)) == 0:
         ov["producer.rate"] = draw(st.sampled_from([500.0, 2000.0, 20_000.0]))
-        ov["producer.arrivals"] = draw(st.sampled_from(["poisson", "constant"]))
+        ov["producer.arrivals"] = draw(st.sampled_from(["poisson", "constant"])) if ties else "poisson"
     # a deadline that is often a whole multiple of the round trip: ties between an ack and its deadline
     if draw(st.booleans()):
-        ov["producer.ack_wait"] = draw(st.sampled_from([1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3]))
-    if draw(st.booleans()):
-        ov["producer.start_jitter"] = draw(st.sampled_from([1e-3, 1e-4])) if draw(st.booleans()) \
+        ov["producer.ack_wait"] = draw(st.sampled_from([1e-3, 2e-3, 5e-3, 10e-3, 20e-3, 50e-3])) if ties \
+            else draw(st.floats(1e-3, 50e-3))
+    if not ties or draw(st.booleans()):
+        ov["producer.start_jitter"] = draw(st.sampled_from([1e-3, 1e-4])) if ties and draw(st.booleans()) \
             else draw(st.floats(1e-6, 5e-3))
     if draw(st.integers(0, 3)) == 0:
-        ov["run.duration"] = draw(st.sampled_from([1e-3, 5e-3, 20e-3])) if draw(st.booleans()) \
+        ov["run.duration"] = draw(st.sampled_from([1e-3, 5e-3, 20e-3])) if ties and draw(st.booleans()) \
             else draw(st.floats(1e-4, 0.05))
     return ov
 
