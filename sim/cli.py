@@ -310,9 +310,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from .errors import InputError, check_output_dir, check_output_file
     from .report import format_sweep
-    from .sweep import check_size, default_cache_dir, load, run_sweep
+    from .sweep import check_size, load, run_sweep
 
-<<<<<<< HEAD
+    if args.scheduler and args.backend != "dask":
+        raise InputError(f"--scheduler = {args.scheduler}: needs --backend dask")
+    workers = _workers(args)
     sweep = load(args.file)
     if args.config is not None:
         import dataclasses
@@ -320,12 +322,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from .tomlconfig import read_overrides
 
         sweep = dataclasses.replace(sweep, base={**read_overrides(args.config), **sweep.base})
-=======
->>>>>>> ef3c357 (A bad-input table of 660 cases across simulate, plan, sweep, scenario, figures, cache and the Python API; warnings for ignored keys; edge cases that must run)
-    if args.scheduler and args.backend != "dask":
-        raise InputError(f"--scheduler = {args.scheduler}: needs --backend dask")
-    workers = _workers(args)
-    sweep = load(args.file)
     if args.out is not None:
         out = check_output_file(args.out, "--out")
     elif sweep.output is not None:
@@ -333,7 +329,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         out = check_output_dir("out", "the default output directory") / f"{Path(args.file).stem}.csv"
         out = check_output_file(out, "the default output")
-    cache = None if args.no_cache else check_output_dir(args.cache_dir or default_cache_dir(), "--cache-dir")
+    cache = _cache(args)
     check_size(sweep)
     table = run_sweep(sweep, workers=workers, backend=args.backend, scheduler=args.scheduler, cache=cache)
     table.to_csv(out, index=False, float_format="%.9g")
