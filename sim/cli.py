@@ -276,11 +276,13 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, "--out")
     if args.from_csv:
         frame = scenarios.read_table(args.from_csv)
-        try:
-            csv, png = scenarios.write(args.name, frame, out)
-        except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise InputError(f"--from-csv = {args.from_csv}: not a table of scenario {args.name} "
-                             f"({type(exc).__name__}: {exc}); give a CSV that `sim scenario {args.name}` wrote") from None
+        try:  # draw once before writing anything, so a wrong table leaves no file behind
+            scenarios.get(args.name).plot(frame)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+            raise InputError(f"--from-csv = {args.from_csv}: not a table of scenario {args.name} ({reason}); "
+                             f"give a CSV that `sim scenario {args.name}` wrote") from None
+        csv, png = scenarios.write(args.name, frame, out)
         print(f"{args.name}: wrote {csv} and {png}")
         return 0
     frame = scenarios.table(args.name, quick=args.quick, workers=_workers(args))

@@ -231,7 +231,7 @@ def one_error_line(capsys, code: int) -> str:
 def test_the_table_is_long_enough():
     # every --set case runs through simulate, plan and the API; with the tables below, well over 250 cases
     total = 3 * len(SET_CASES) + 2 * len(ABSURD_CASES) + len(CONFIG_FILES) + len(SWEEP_FILES) + len(PATHS) \
-        + len(COMMANDS) + len(API_CASES)
+        + len(COMMANDS) + len(API_CASES) + len(WRONG_TABLES)
     assert total >= 250, total
 
 
@@ -404,6 +404,19 @@ def test_output_paths_are_checked_first(tmp_path, capsys, argv, word):
     values = {"d": str(tmp_path), "f": str(afile), "sweep": str(sweep), "headline": str(headline)}
     line = one_error_line(capsys, main([a.format(**values) for a in argv]))
     assert word in line, line
+
+
+FIGURES = Path(__file__).resolve().parent.parent / "figures"
+WRONG_TABLES = [(scenario, table) for scenario in ("partitions", "headline", "saturation", "concurrent", "sequential")
+                for table in ("headline", "partitions", "saturation") if scenario != table]
+
+
+@pytest.mark.parametrize("scenario,table", WRONG_TABLES, ids=[f"{s}<-{t}" for s, t in WRONG_TABLES])
+def test_another_scenarios_table_is_one_line_and_writes_nothing(tmp_path, capsys, scenario, table):
+    line = one_error_line(capsys, main(["scenario", scenario, "--from-csv", str(FIGURES / f"{table}.csv"),
+                                        "--out", str(tmp_path / "out")]))
+    assert f"not a table of scenario {scenario}" in line, line
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 # -- the other commands ---------------------------------------------------------------------------------------
