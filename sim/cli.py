@@ -231,11 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
 def load_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Overrides from ``--config`` then ``--set`` (later wins)."""
     from .config import parse_assignments
-    from .tomlconfig import read_overrides
+    from .tomlconfig import read_overrides, warn_if_empty
 
     overrides: dict[str, Any] = {}
     if getattr(args, "config", None) is not None:
         overrides.update(read_overrides(args.config))
+        warn_if_empty(args.config, overrides)
     overrides.update(parse_assignments(args.assignments))
     return overrides
 
@@ -556,6 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; every failure ends as one line on standard error and an exit code."""
     import os
 
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     # --debug is accepted anywhere on the line, for every command
     debug = "--debug" in argv or os.environ.get("SIM_DEBUG", "") not in ("", "0")
@@ -568,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
             warnings.simplefilter("default", ConfigWarning)
+            warnings.filterwarnings("ignore", module=r"(distributed|dask|tornado)(\..*)?$")  # not the user's
             warnings.showwarning = _show_warning
             return args.func(args)
     except InputError as exc:
@@ -575,6 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _say("sim: interrupted")
+        if from_command_line:
+            _leave_now(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (sim ... | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -597,6 +602,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"sim: internal error: {type(exc).__name__}{': ' + text if text else ''} (a bug: please report it "
              f"with the command line{'' if debug else '; --debug shows the traceback'})")
         return EXIT_INTERNAL
+
+
+def _leave_now(code: int) -> None:
+    """Exit at once, after the one line: no interpreter teardown, whose atexit hooks (a Dask cluster closing
+    half-started workers, say) would print tracebacks of their own after an interrupt."""
+    import logging
+    import os
+
+    logging.disable(logging.CRITICAL)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _say(line: str) -> None:

@@ -390,9 +390,14 @@ DASK_CONNECT_TIMEOUT_S = 10.0
 
 def _execute_dask(jobs: list[dict], workers: int | None, scheduler: str | None, progress: bool | None,
                   on_result: Callable[[int, dict], None] | None = None):
+    # Ctrl-C is held back until the cluster runs (from before the import, so that every thread Dask starts
+    # keeps it blocked): its worker processes then ignore it, and only this process handles it, by closing
+    # the cluster, instead of every half-started worker printing a traceback
+    masked = None if scheduler else _block_interrupts()
     try:
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
+        _restore_interrupts(masked)
         raise InputError("backend = dask needs dask[distributed]: pip install 'sim[dask]'") from None
     from tqdm.auto import tqdm
 
@@ -414,7 +419,10 @@ def _execute_dask(jobs: list[dict], workers: int | None, scheduler: str | None, 
                 silence_logs=40,
             )
             client = Client(cluster)
+        interrupted = False
         try:
+            if not scheduler:
+                _restore_interrupts(masked)  # a Ctrl-C that came during the start is raised here
             futures = client.map(simulate, jobs, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
             results: list[Any] = [None] * len(futures)
@@ -427,10 +435,43 @@ def _execute_dask(jobs: list[dict], workers: int | None, scheduler: str | None, 
                 bar.update()
             bar.close()
             return results
+        except BaseException:
+            # interrupted or failed: the cluster's teardown logs tracebacks of its own cancelled tasks, which
+            # are not the user's concern; the one line about what happened comes from the caller
+            import logging
+
+            logging.disable(logging.CRITICAL)
+            interrupted = True
+            raise
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            try:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+            finally:
+                if interrupted:
+                    import logging
+
+                    logging.disable(logging.NOTSET)
+
+
+def _block_interrupts():
+    """Block Ctrl-C in this thread, and so in every thread and process started from it until
+    :func:`_restore_interrupts` (a blocked signal stays pending; the mask survives fork and exec)."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _restore_interrupts(previous) -> None:
+    """Unblock Ctrl-C here; one that came meanwhile is raised now, as KeyboardInterrupt."""
+    import signal
+
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _connect(scheduler: str):

@@ -1,8 +1,8 @@
 """Config overrides from TOML files: dotted keys or tables, flattened.
 
 A file that cannot be read, is not UTF-8, is not TOML, nests absurdly deep or
-holds no setting at all gives one clear line (an :class:`InputError`, or a
-:class:`ConfigWarning` for an empty file, which then changes nothing).
+holds no setting at all gives one clear line (an :class:`InputError`, or, through
+:func:`warn_if_empty`, a :class:`ConfigWarning` for an empty file, which then changes nothing).
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ def read_toml(path: str) -> dict[str, Any]:
 
 def read_overrides(path: str) -> dict[str, Any]:
     """Dotted-key overrides from a TOML file."""
-    overrides = flatten(read_toml(path))
+    return flatten(read_toml(path))
+
+
+def warn_if_empty(path: str, overrides: Mapping[str, Any]) -> None:
+    """A config file given on purpose that sets nothing is most likely the wrong file: say so."""
     if not overrides:
         warnings.warn(ConfigWarning(f"{path}: holds no settings; the defaults are used"), stacklevel=2)
-    return overrides
