@@ -13,14 +13,15 @@ Properties:
 * every loop that can run a system (single stream, events, windows, vectors)
   gives the same per-message times, to 1e-9 s, and the same states;
 * summary mode equals full mode in counts and in the time series;
-* the naive SimPy model of ``tests/reference_model.py`` agrees with the
-  default loop on the smallest systems.
+* the SimPy model (``sim.simpy_model``, the oracle) agrees with the default
+  loop on the smallest systems.
 
 The draws are derandomized, so CI sees the same systems every run; set
 ``SIM_PROPERTIES=explore`` to draw new ones (and more of them) while hunting.
-Known disagreements that are not fixed yet are kept as explicit reproducers
-at the bottom of this file, each an ``xfail(strict=True)`` that names the
-defect, so a fix shows up as an unexpected pass.
+Disagreements the properties found are kept as regular reproducers at the
+bottom of this file. While one is open, it is listed in the project notes and
+marked ``xfail(strict=True)`` with its reason, so its fix shows up as an
+unexpected pass.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sim import build_config
@@ -135,17 +136,6 @@ TIME_KEYS = ("client.send_cpu", "client.ack_cpu", "link.rtt", "broker.read_cpu",
              "producer.ack_wait", "producer.start_jitter", "run.duration")
 
 
-def known_defect(overrides: dict) -> str | None:
-    """Systems that hit a defect listed in /work/coord/NOTES.md and reproduced below as an xfail; None if none.
-
-    Remove an entry here together with its xfail once the fix lands.
-    """
-    if (overrides.get("producer.concurrent_task_limit") is not None and overrides.get("producer.limiter_poll") == 0
-            and overrides.get("client.send_cpu") == 0):
-        return "limiter ceiling divides by zero (test_limiter_ceiling_with_zero_costs)"
-    return None
-
-
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -217,7 +207,6 @@ def differences(config, a, b) -> list[str]:
 @SETTINGS
 @given(systems())
 def test_conservation_in_every_loop(overrides):
-    assume(known_defect(overrides) is None)
     config = build_config(overrides)
     for loop in LOOPS:
         records = run_loop(config, loop)
@@ -241,7 +230,6 @@ def test_every_loop_gives_the_same_messages(overrides):
 @SETTINGS
 @given(systems())
 def test_summary_mode_equals_full_mode(overrides):
-    assume(known_defect(overrides) is None)
     full_config = build_config(overrides)
     summary_config = full_config.replace({"run.records": "summary"})
     full, summary = Result(full_config, run_records(System(full_config))), Result(
@@ -256,24 +244,12 @@ def test_summary_mode_equals_full_mode(overrides):
 
 
 def agrees_with_the_reference(overrides: dict) -> None:
-    from tests.reference_model import run_reference
+    """The default loop and the SimPy model (``sim.simpy_model``) give every message the same times and state."""
+    from sim.simpy_model import run_simpy
 
     config = build_config(overrides)
-    a = Result(config, run_records(System(config))).arrays
-    reference = run_reference(config)
-    assert len(a["status"]) == len(reference)
-    seq: dict[int, int] = {}
-    names = {IN_FLIGHT: "in_flight", ACKED: "acked", TIMED_OUT: "timed_out"}
-    for i, producer in enumerate(a["producer"].tolist()):
-        ref = reference[(producer, seq.get(producer, 0))]
-        seq[producer] = seq.get(producer, 0) + 1
-        assert names[int(a["status"][i])] == ref["status"], (i, int(a["status"][i]), ref["status"])
-        for what in ("created", "sent", "stored", "resolved"):
-            ours, theirs = float(a[what][i]), ref[what]
-            if math.isnan(theirs):
-                assert math.isnan(ours), (i, what, ours, theirs)
-            else:
-                assert abs(ours - theirs) <= TOLERANCE_S, (i, what, ours, theirs)
+    diff = differences(config, run_records(System(config)), run_simpy(config))
+    assert not diff, f"engine vs SimPy model: {diff}"
 
 
 @SETTINGS
@@ -282,28 +258,25 @@ def test_the_simpy_model_agrees_on_small_systems(overrides):
     agrees_with_the_reference(overrides)
 
 
-@pytest.mark.xfail(strict=True, reason="the engine and the SimPy model break exact ties between connections "
-                   "differently (NOTES.md, issue13 07:10 UTC, for issue14); see test_reference_tie_between_connections")
 @SETTINGS
 @given(systems(max_producers=3, max_messages=12, ties=True))
 def test_the_simpy_model_agrees_on_small_systems_with_ties(overrides):
     agrees_with_the_reference(overrides)
 
 
-# -- reproducers of known disagreements (listed in NOTES.md); each flips to a failure when fixed: then drop the xfail
+# -- reproducers of disagreements the properties found (fixed; kept as regular tests) -------------------------------
 
-@pytest.mark.xfail(strict=True, reason="engine stores client 0's two messages first, the SimPy model interleaves "
-                   "the clients, at an exact tie on the uplink (NOTES.md, for issue14)")
+
 def test_reference_tie_between_connections():
+    """Four messages created at t=0 on two connections: the loops and the SimPy model break the uplink tie alike."""
     agrees_with_the_reference({
         "clients": 2, "producer.mode": "nonblocking", "producer.messages": 2, "producer.payload_bytes": 0,
         "client.send_cpu": 0.0, "client.ack_cpu": 0.0, "link.rtt": 0.015625, "link.bandwidth": 1250000.0,
         "broker.read_cpu": 0.0, "broker.service_time": 0.0, "broker.ack_bytes": 0})
 
 
-@pytest.mark.xfail(strict=True, raises=ZeroDivisionError, reason="analytic.limiter_ceiling divides by "
-                   "limiter_poll + limit x send_cpu = 0 (NOTES.md, for issue12)")
 def test_limiter_ceiling_with_zero_costs():
+    """A limit with no poll and no CPU cost once made the summary divide by zero."""
     from sim import run
 
     summary = run({"producer.mode": "nonblocking", "producer.concurrent_task_limit": 2, "producer.limiter_poll": 0,
