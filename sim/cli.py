@@ -578,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _say("sim: interrupted")
-        if from_command_line:
+        if from_command_line and "distributed" in sys.modules:
             _leave_now(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader went away (sim ... | head): stop quietly
@@ -605,8 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _leave_now(code: int) -> None:
-    """Exit at once, after the one line: no interpreter teardown, whose atexit hooks (a Dask cluster closing
-    half-started workers, say) would print tracebacks of their own after an interrupt."""
+    """Exit at once, after the one line: no interpreter teardown, whose atexit hooks (Dask's, closing
+    half-started workers) would print tracebacks of their own after an interrupt. Only after Dask ran: a plain
+    exit lets multiprocessing release what it holds."""
     import logging
     import os
 
