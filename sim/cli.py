@@ -422,6 +422,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
         raise InputError(f"--quiet-wait = {quiet_wait:g}: must be >= 0 seconds")
     if args.quiet_cores <= 0:
         raise InputError(f"--quiet-cores = {args.quiet_cores:g}: must be > 0")
+    from .errors import check_output_file
+
+    check_output_file(args.out, "--out")  # before minutes of measuring
     rows: list[dict] = []
 
     def save(row: dict) -> None:
@@ -449,6 +452,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate import COST_KEYS, calibrate, format_fit, to_toml
     from .measure import read_table
 
+    from .errors import check_output_file
+
+    check_output_file(args.out, "--out")  # before the fit, which takes a while
     table = read_table(args.file)
     keys = COST_KEYS if args.fit is None else args.fit.split(",")
     fit = calibrate(table, keys=keys, holdout=args.holdout, seed=args.seed, workers=_workers(args),
@@ -465,6 +471,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .measure import read_table
     from .tomlconfig import read_overrides
 
+    from .errors import check_output_file
+
+    if args.figure:
+        check_output_file(args.figure, "--figure", create_parent=True)
     table = read_table(args.file)
     rows = validate(table, read_overrides(args.config), workers=_workers(args),
                     cache=_cache(args))

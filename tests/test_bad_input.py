@@ -390,6 +390,13 @@ PATHS = [
     (["figures", "--quick", "--out", "{f}"], "is a file"),
     (["figures", "--quick", "--out", "/proc/sim-figures"], "cannot write"),
     (["cache", "--cache-dir", "{f}"], "is a file"),
+    (["calibrate", "{d}/m.csv", "--out", "{d}"], "is a directory"),
+    (["calibrate", "{d}/m.csv", "--out", "/proc/sim-calibrated.toml"], "cannot write"),
+    (["calibrate", "{d}/m.csv", "--out", "{d}/missing/c.toml"], "does not exist"),
+    (["validate", "{d}/m.csv", "--config", "{d}/c.toml", "--figure", "{d}"], "is a directory"),
+    (["validate", "{d}/m.csv", "--config", "{d}/c.toml", "--figure", "/proc/sim-v.png"], "cannot write"),
+    (["measure", "--out", "{d}"], "is a directory"),
+    (["measure", "--out", "{f}/x.csv"], "not a directory"),
 ]
 
 
