@@ -188,6 +188,25 @@ def run_events(system: System) -> Records:
             for q in waiting:
                 replace_items(q, [(key, int(mapping[m])) for key, m in q])
 
+    def prune() -> int:
+        """Drop superseded client wake-ups (a client needs only its earliest, ``wake_time``):
+        an ack arriving first leaves the later one in the heap, and the heap would grow
+        with every message acked within one ack_wait. Returns the next size to prune at."""
+        kept = []
+        for entry in heap:
+            if entry[3] == CLIENT:
+                c = entry[4]
+                if entry[0] != wake_time[c] or c in woken:
+                    continue
+                woken.add(c)
+            kept.append(entry)
+        woken.clear()
+        heap[:] = kept
+        heapify(heap)
+        return max(1024, 2 * len(heap))
+
+    woken: set = set()
+    prune_at = 1024
     for c in range(clients):
         run_client(c, 0.0)
     cut = False
@@ -220,6 +239,8 @@ def run_events(system: System) -> Records:
             reopen(x, now)
         if records.tally is not None and records.count >= records.compact_at:
             compact()
+        if len(heap) > prune_at:
+            prune_at = prune()
 
     return finish(
         records, state, cut, end, [station["up_free"], station["down_free"], *read_free, *part_free],

@@ -24,6 +24,7 @@ import numpy as np
 from ..histogram import LogHistogram
 
 CHUNK = 1 << 14
+COMPACT_AT = 1 << 17  # summary mode folds finished messages once this many exist (bounds the transient peak)
 IN_FLIGHT, ACKED, TIMED_OUT = 0, 1, 2
 # An ack processed at its deadline is a timeout. Deadlines and ack times are sums of
 # different terms, so "at" has a tolerance: an ack counts as on time only before
@@ -53,7 +54,7 @@ class RecordBuffer:
         self._fill = {"d": array("d", [math.nan]) * CHUNK, "i": array("i", [0]) * CHUNK,
                       "b": array("b", [IN_FLIGHT]) * CHUNK}
         self.tally = Tally(open_loop, bin_width) if summary else None
-        self.compact_at = 1 << 19  # with a tally: compact once this many messages exist
+        self.compact_at = COMPACT_AT  # with a tally: compact once this many messages exist
 
     def _buffers(self):
         yield from ((getattr(self, name), code) for name, code in FIELDS)
@@ -83,7 +84,7 @@ class RecordBuffer:
             del buffer[:]
             buffer.frombytes(values.tobytes())
         self.count = self.capacity = keep.size
-        self.compact_at = max(1 << 19, 4 * keep.size)
+        self.compact_at = max(COMPACT_AT, 4 * keep.size)
         return mapping
 
     def _fold_all_but(self, folded: np.ndarray, keep: np.ndarray, stored_until: float = math.inf) -> list[np.ndarray]:
