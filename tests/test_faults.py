@@ -331,3 +331,21 @@ def test_unreachable_dask_scheduler_is_one_line_within_the_timeout(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach a Dask scheduler" in lines[0] and str(port) in lines[0], proc.stderr
     assert took < sweep_module.DASK_CONNECT_TIMEOUT_S + 15
+
+
+def test_dask_workers_die_with_their_parent(tmp_path):
+    sweep = write_sweep(tmp_path, messages=20_000_000, points=2)
+    proc = start(["sweep", str(sweep), "--backend", "dask", "--workers", "2", "--no-cache",
+                  "--out", str(tmp_path / "x.csv")], tmp_path)
+    workers: set[int] = set()
+    try:
+        workers = wait_for(lambda: descendants(proc.pid) if len(descendants(proc.pid)) >= 2 else None, 60,
+                           "the Dask worker processes")
+        time.sleep(2.0)
+        assert proc.poll() is None, proc.stderr.read()
+        workers = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_for(lambda: not alive(workers), 30, f"Dask workers {sorted(alive(workers))} to end after their parent")
+    finally:
+        kill_all(proc, alive(workers))
