@@ -74,6 +74,7 @@ def run_records(system: System, loop: str | None = None) -> Records:
             records = run_single_stream(system)
             if records is not None:  # None: a timeout, which needs the general loop
                 return records
+            loop = None
         elif loop == "single":
             raise ValueError("the single-stream loop needs exactly one producer with one message in flight")
     if loop == "events" or (loop is None and lookahead(system) <= 0):
