@@ -350,6 +350,8 @@ SWEEP_FILES = [
     ('[factors]\n"producer.mode" = ["nonblocking"]\n"producer.window" = [0, 1]\n', "producer.window"),
     ("[factors\n", "not valid TOML"),
     ('[base]\n"producer.rate" = 1e-300\n[factors]\nclients = [1]\n', "years"),
+    ('replications = 100\n[base]\n"producer.mode" = "nonblocking"\n"run.records" = "summary"\n'
+     '"producer.messages" = 10000000000\n[factors]\n"link.rtt" = ["1ms", "2ms"]\n', "of CPU"),
 ]
 
 
