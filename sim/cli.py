@@ -255,7 +255,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                if path is not None}
     if "messages_csv" in outputs and config.run.records == "summary":
         raise InputError("--messages-csv needs the per-message records: not with run.records = summary")
-    check(config, timeseries="timeseries_csv" in outputs)
+    check(config, timeseries="timeseries_csv" in outputs, engine=args.engine)
     result = run(config, engine=args.engine)
     if "messages_csv" in outputs:
         result.messages.to_csv(outputs["messages_csv"])

@@ -295,7 +295,7 @@ def run(config: SimConfig | None = None, engine: str = "fast", **overrides: Any)
                          f"not {type(config).__name__}")
     if config is None or overrides:
         config = build_config({k.replace("__", "."): v for k, v in overrides.items()}, base=config)
-    check(config)  # refuse absurd work up front, with one line naming the key
+    check(config, engine=engine)  # refuse absurd work up front, with one line naming the key
     if engine == "simpy":
         from .simpy_model import run_simpy
 

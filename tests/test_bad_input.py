@@ -461,6 +461,9 @@ COMMANDS = [
     (["plan", "--max-rate", "--set", "link.rtt=-1"], "link.rtt"),
     (["list", "nothing"], "invalid choice"),
     (["cache", "explode"], "invalid choice"),
+    (["simulate", "--engine", "turbo"], "invalid choice"),
+    (["simulate", "--engine", "simpy", "--set", "producer.messages=1000000000", "--set", "run.records=summary",
+      "--set", "producer.mode=nonblocking"], "CPU"),
 ]
 
 
