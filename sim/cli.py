@@ -13,7 +13,6 @@ error (one line and a hint; ``--debug`` adds the traceback); 130 interrupted
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from typing import Any, Sequence

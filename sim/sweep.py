@@ -426,7 +426,8 @@ def _execute_dask(jobs: list[dict], workers: int | None, scheduler: str | None, 
             futures = client.map(simulate, jobs, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
             results: list[Any] = [None] * len(futures)
-            bar = tqdm(total=len(futures), desc="sweep", disable=None if progress is None else not progress, leave=False)
+            bar = tqdm(total=len(futures), desc="sweep", disable=None if progress is None else not progress,
+                       leave=False)
             for future in as_completed(futures):
                 i = index[future.key]
                 results[i] = future.result()
