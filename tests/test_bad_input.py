@@ -705,3 +705,15 @@ def test_nothing_is_written_when_the_input_is_bad(tmp_path, capsys):
     assert main(["simulate", "--set", "producer.rate=1e-300", "--messages-csv", str(messages)]) == 2
     assert not messages.exists()
     assert sorted(Path(tmp_path).iterdir()) == []
+
+
+def test_strict_json_encoding_of_non_finite_numbers():
+    import numpy as np
+
+    from sim.jsonsafe import dumps
+
+    text = dumps({"a": math.inf, "b": [-math.inf, math.nan, 1.5], "c": {"d": np.float64("nan"), "e": np.int64(3)},
+                  "f": (np.float32("inf"),), "g": None, "h": "inf"})
+    assert json.loads(text) == {"a": "inf", "b": ["-inf", None, 1.5], "c": {"d": None, "e": 3}, "f": ["inf"],
+                                "g": None, "h": "inf"}
+    assert "Infinity" not in text and "NaN" not in text
