@@ -160,8 +160,11 @@ def test_ctrl_c_during_a_run_exits_130_with_one_line(tmp_path, delay):
     finally:
         if proc.poll() is None:
             kill_all(proc)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines() == ["sim: interrupted"], stderr
+    # a shell reports 130 both for exit(130) and for a death by SIGINT (-2 here), which is what Python does
+    # when the signal lands while it is still starting up or tearing down: then it must print nothing else
+    assert proc.returncode in (130, -signal.SIGINT), stderr
+    lines = stderr.strip().splitlines()
+    assert lines == ["sim: interrupted"] or (proc.returncode == -signal.SIGINT and lines == []), stderr
     assert stdout == ""
 
 
