@@ -12,7 +12,7 @@ from sim import build_config
 from sim.engine import expected_batch, run_records
 from sim.model.system import System
 from sim.results import Result
-from sim.single_stream import applies, run_single_stream
+from sim.loops.single import applies, run_single_stream
 from tests.systems import random_overrides
 
 def same_records(config, a, b, rtol=1e-12):

@@ -149,7 +149,7 @@ def run_loop(config, loop: str | None):
     """The records of ``loop`` on ``config``, or None when that loop cannot run this system."""
     system = System(config)
     if loop == "single":
-        from sim.single_stream import applies, run_single_stream
+        from sim.loops.single import applies, run_single_stream
 
         # the single-stream loop hands a run with a timeout to the general loop (None)
         return run_single_stream(system) if applies(system) else None

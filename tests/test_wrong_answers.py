@@ -101,7 +101,7 @@ def test_timeouts_before_the_cut_are_counted(clients):
 
 def test_single_stream_hands_over_when_a_deadline_falls_before_the_cut():
     config = build_config({"link.rtt": "1s", "producer.ack_wait": "100ms", "run.duration": "400ms"})
-    from sim.single_stream import run_single_stream
+    from sim.loops.single import run_single_stream
 
     assert run_single_stream(System(config)) is None  # the general loop runs it instead
     no_deadline_before_cut = config.replace({"producer.ack_wait": "1s"})

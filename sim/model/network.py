@@ -29,6 +29,8 @@ from collections import deque
 
 import numpy as np
 
+from .station import Station
+
 INF = math.inf
 
 
@@ -42,11 +44,11 @@ class _Network:
         self.service = streams.service
         self.deterministic = cfg.broker.service_dist == "deterministic"
         self.service_time = cfg.broker.service_time
-        self.up_free = self.down_free = self.up_busy = self.down_busy = 0.0
-        self.read_free = [0.0] * self.clients
-        self.read_busy = [0.0] * self.clients
-        self.part_free = [0.0] * self.partitions
-        self.part_busy = [0.0] * self.partitions
+        # the stations: the shared uplink and downlink, a read loop per connection, a lock per partition
+        self.up = Station(self.up_time)
+        self.down = Station(self.down_time)
+        self.reads = [Station(self.read_cpu) for _ in range(self.clients)]
+        self.parts = [Station(self.service_time if self.deterministic else None) for _ in range(self.partitions)]
         # produce() done, waiting for the connection's TCP window: (time, n, c, m, p)
         self.gate = [deque() for _ in range(self.clients)]
         # Without timeouts a connection's pipe holds only messages in flight (an acked one
@@ -109,11 +111,11 @@ class _Network:
         self._renumber_queues(mapping)
 
     def free_times(self) -> list[float]:
-        return [self.up_free, self.down_free, *self.read_free, *self.part_free]
+        return [station.free for station in (self.up, self.down, *self.reads, *self.parts)]
 
     def busy(self) -> dict:
-        return {"uplink": [self.up_busy], "read_loop": self.read_busy, "partition": self.part_busy,
-                "downlink": [self.down_busy]}
+        return {"uplink": [self.up.busy], "read_loop": [s.busy for s in self.reads],
+                "partition": [s.busy for s in self.parts], "downlink": [self.down.busy]}
 
 
 class ScalarNetwork(_Network):
@@ -145,113 +147,91 @@ class ScalarNetwork(_Network):
         if not batch:
             return
         batch.sort()
-        up_free, up_time, half_rtt, rtt = self.up_free, self.up_time, self.half_rtt, self.rtt
-        window, released = self.window, self.released
-        # (two loops, not a test per message: this runs for every message)
+        window, released, rtt, half_rtt = self.window, self.released, self.rtt, self.half_rtt
+        departures = self.up.serve_all([entry[0] for entry in batch])
+        if window is not None:
+            for (_, n, c, _, _), d in zip(batch, departures):
+                released[c][n % window] = d + rtt
         if self.read_cpu:
             to_read = self.to_read
-            for t, n, c, m, p in batch:
-                if up_free > t:
-                    t = up_free
-                up_free = t = t + up_time
-                if window is not None:
-                    released[c][n % window] = t + rtt
-                to_read[c].append((t + half_rtt, n, m, p))
-        else:
-            # No read-loop cost: each partition's arrivals come straight off the uplink,
-            # in its order, so the partition is computed here too; the downlink still
-            # waits for the window its acks fall in.
-            part_free, part_busy, service = self.part_free, self.part_busy, self.service
-            deterministic, service_time = self.deterministic, self.service_time
-            stored, to_downlink = self.records.stored, self.to_downlink
-            arrivals = []
-            tied = False
-            for t, n, c, m, p in batch:
-                if up_free > t:
-                    t = up_free
-                up_free = t = t + up_time
-                if window is not None:
-                    released[c][n % window] = t + rtt
-                t += half_rtt
-                if arrivals and arrivals[-1][0] == t:
-                    tied = True
-                arrivals.append((t, n, c, m, p))
-            if tied:  # adding half an RTT rounded two departures to one arrival: connection order decides
-                arrivals.sort()
-            for t, n, c, m, p in arrivals:
-                free = part_free[p]
-                if free > t:
-                    t = free
-                duration = service_time if deterministic else next(service[p])
-                part_busy[p] += duration
-                part_free[p] = t = t + duration
-                stored[m] = t
-                to_downlink.append((t, n, c, m))
-        self.up_free = up_free
-        self.up_busy += len(batch) * up_time
+            for (_, n, c, m, p), d in zip(batch, departures):
+                to_read[c].append((d + half_rtt, n, m, p))
+            return
+        # No read-loop cost: each partition's arrivals come straight off the uplink, so the
+        # partition is computed here too; the downlink still waits for the window its acks
+        # fall in. Adding half an RTT can round two departures to one arrival: then
+        # connection order decides.
+        arrivals = [(d + half_rtt, n, c, m, p) for (_, n, c, m, p), d in zip(batch, departures)]
+        if any(a[0] == b[0] for a, b in zip(arrivals, arrivals[1:])):
+            arrivals.sort()
+        stored, to_downlink, parts, service = self.records.stored, self.to_downlink, self.parts, self.service
+        deterministic = self.deterministic
+        for t, n, c, m, p in arrivals:
+            t = parts[p].serve(t) if deterministic else parts[p].serve(t, next(service[p]))
+            stored[m] = t
+            to_downlink.append((t, n, c, m))
 
     def broker(self, until: float, client_next: list) -> None:
         """Read loops and partitions (when reading costs time), then the downlink, up to ``until``."""
-        read_cpu, to_downlink = self.read_cpu, self.to_downlink
-        if read_cpu:
-            to_partition = self.to_partition
-            for c, queue in enumerate(self.to_read):
-                if not queue or queue[0][0] >= until:
-                    continue
-                free = self.read_free[c]
-                n = 0
-                while queue and queue[0][0] < until:
-                    t, k, m, p = queue.popleft()
-                    if free > t:
-                        t = free
-                    free = t = t + read_cpu
-                    to_partition[p].append((t, k, c, m))
-                    n += 1
-                self.read_free[c] = free
-                self.read_busy[c] += n * read_cpu
-            stored = self.records.stored
-            for p, queue in enumerate(to_partition):
-                if not queue:
-                    continue
-                queue.sort()  # read loops may reorder messages of different connections
-                if queue[0][0] >= until:
-                    continue
-                n = 0
-                free, busy, draw = self.part_free[p], 0.0, self.service[p]
-                for t, k, c, m in queue:
-                    if t >= until:
-                        break
-                    if free > t:
-                        t = free
-                    duration = self.service_time if self.deterministic else next(draw)
-                    busy += duration
-                    free = t = t + duration
-                    stored[m] = t
-                    to_downlink.append((t, k, c, m))
-                    n += 1
-                del queue[:n]
-                self.part_free[p] = free
-                self.part_busy[p] += busy
+        if self.read_cpu:
+            self._read_loops(until)
+            self._partitions(until)
+        self._downlink(until, client_next)
+
+    def _read_loops(self, until: float) -> None:
+        to_partition = self.to_partition
+        for c, queue in enumerate(self.to_read):
+            if not queue or queue[0][0] >= until:
+                continue
+            taken = []
+            while queue and queue[0][0] < until:
+                taken.append(queue.popleft())
+            done = self.reads[c].serve_all([entry[0] for entry in taken])
+            for (_, k, m, p), t in zip(taken, done):
+                to_partition[p].append((t, k, c, m))
+
+    def _partitions(self, until: float) -> None:
+        stored, to_downlink = self.records.stored, self.to_downlink
+        for p, queue in enumerate(self.to_partition):
+            if not queue:
+                continue
+            queue.sort()  # read loops may reorder messages of different connections
+            n = 0
+            while n < len(queue) and queue[n][0] < until:
+                n += 1
+            if not n:
+                continue
+            taken = queue[:n]
+            del queue[:n]
+            times = [entry[0] for entry in taken]
+            if self.deterministic:
+                done = self.parts[p].serve_all(times)
+            else:
+                draw = self.service[p]
+                done = self.parts[p].serve_each(times, [next(draw) for _ in range(n)])
+            for (_, k, c, m), t in zip(taken, done):
+                stored[m] = t
+                to_downlink.append((t, k, c, m))
+
+    def _downlink(self, until: float, client_next: list) -> None:
+        to_downlink = self.to_downlink
         if not to_downlink:
             return
-        if self.partitions > 1 or read_cpu:
+        if self.partitions > 1 or self.read_cpu:
             to_downlink.sort()
-        down_free, down_time, half_rtt, inbox = self.down_free, self.down_time, self.half_rtt, self.inbox
         n = 0
-        for t, _, c, m in to_downlink:
-            if t >= until:
-                break
-            if down_free > t:
-                t = down_free
-            down_free = t = t + down_time
-            t += half_rtt
+        while n < len(to_downlink) and to_downlink[n][0] < until:
+            n += 1
+        if not n:
+            return
+        taken = to_downlink[:n]
+        del to_downlink[:n]
+        half_rtt, inbox = self.half_rtt, self.inbox
+        for (_, _, c, m), d in zip(taken, self.down.serve_all([entry[0] for entry in taken])):
+            t = d + half_rtt
             inbox[c].append((t, m))
             if t < client_next[c]:
                 client_next[c] = t
-            n += 1
-        del to_downlink[:n]
-        self.down_free = down_free
-        self.down_busy += n * down_time
 
     def next_time(self) -> float:
         soonest = self.gate_next()
@@ -264,62 +244,6 @@ class ScalarNetwork(_Network):
         if self.to_downlink:  # sorted by the last broker() call, or in order anyway
             soonest = min(soonest, self.to_downlink[0][0])
         return soonest
-
-
-def _lindley(arrivals: np.ndarray, services: np.ndarray | float, free: float) -> np.ndarray:
-    """Departures of a FIFO server, busy until ``free``, from sorted ``arrivals``.
-
-    The same numbers, bit for bit, as the one-at-a-time recursion
-    ``d = max(a, d_prev) + s`` (so that a tie there is a tie here too): the closed
-    form finds the busy periods, then each busy period is summed left to right as
-    the recursion does (``np.cumsum`` is sequential), and the periods are checked
-    against the exact sums (a rounding step may move one).
-    """
-    if np.isscalar(services):
-        steps = np.arange(arrivals.size, dtype=float) * services
-        approx = steps + services + np.maximum(free, np.maximum.accumulate(arrivals - steps))
-    else:
-        total = np.cumsum(services)
-        approx = total + np.maximum(free, np.maximum.accumulate(arrivals - (total - services)))
-    previous = np.empty(arrivals.size)
-    previous[0] = free
-    previous[1:] = approx[:-1]
-    starts = arrivals >= previous  # a busy period starts here: d = a + s
-    for _ in range(arrivals.size + 1):
-        if starts.all():  # (the usual cases first: every message alone, or one busy period)
-            exact = arrivals + services
-        elif not starts.any():
-            chunk = np.full(arrivals.size, services) if np.isscalar(services) else np.array(services, dtype=float)
-            chunk[0] += free
-            exact = np.cumsum(chunk)
-        else:
-            exact = _sequential(arrivals, services, starts, free)
-        previous[1:] = exact[:-1]
-        settled = arrivals >= previous
-        if np.array_equal(settled, starts):
-            break
-        starts = settled
-    return exact
-
-
-def _sequential(arrivals: np.ndarray, services: np.ndarray | float, starts: np.ndarray, free: float) -> np.ndarray:
-    """d = (start ? a : d_prev) + s, summed left to right within each busy period."""
-    out = arrivals + services  # right for every message that starts a busy period alone
-    size = arrivals.size
-    heads = np.flatnonzero(starts)
-    if not starts[0]:
-        heads = np.concatenate(([0], heads))  # the first message waits for the server's earlier work
-    ends = np.append(heads[1:], size)
-    longer = np.flatnonzero(ends - heads > 1)
-    if not starts[0] and (not longer.size or longer[0] != 0):
-        longer = np.concatenate(([0], longer))
-    scalar = np.isscalar(services)
-    for lo, hi in zip(heads[longer].tolist(), ends[longer].tolist()):
-        chunk = np.full(hi - lo, services) if scalar else services[lo:hi].copy()
-        # (free + s or a + s first, then + s ...: the recursion's own order)
-        chunk[0] = out[lo] if starts[lo] else chunk[0] + free
-        out[lo:hi] = np.cumsum(chunk)
-    return out
 
 
 def _take_before(chunks: list, until: float):
@@ -378,9 +302,7 @@ class VectorNetwork(_Network):
         places, conns, ids, parts = (np.array(column, dtype=np.int64) for column in (places, conns, ids, parts))
         order = np.lexsort((conns, places, times))  # time, then connection order
         times, places, conns, ids, parts = times[order], places[order], conns[order], ids[order], parts[order]
-        departures = _lindley(times, self.up_time, self.up_free)
-        self.up_free = float(departures[-1])
-        self.up_busy += len(batch) * self.up_time
+        departures = self.up.serve_batch(times)
         if self.window is not None:
             self.released[conns, places % self.window] = departures + self.rtt
         arrivals = departures + self.half_rtt
@@ -407,14 +329,8 @@ class VectorNetwork(_Network):
 
     def _serve(self, p: int, arrivals, places, conns, ids, stored) -> None:
         """Partition p serves ``arrivals`` (in time order); its acks wait for the downlink."""
-        if self.deterministic:
-            services = self.service_time
-            self.part_busy[p] += arrivals.size * services
-        else:
-            services = self.service[p].take(arrivals.size)
-            self.part_busy[p] += float(services.sum())
-        done = _lindley(arrivals, services, self.part_free[p])
-        self.part_free[p] = float(done[-1])
+        station = self.parts[p]
+        done = station.serve_batch(arrivals, None if self.deterministic else self.service[p].take(arrivals.size))
         stored[ids] = done
         self.departed[p].append((done, places, conns, ids))
 
@@ -430,9 +346,7 @@ class VectorNetwork(_Network):
             stored, places, conns, ids = (np.concatenate(parts) for parts in zip(*heads))
             order = np.lexsort((conns, places, stored))
             stored, conns, ids = stored[order], conns[order], ids[order]
-        departures = _lindley(stored, self.down_time, self.down_free)
-        self.down_free = float(departures[-1])
-        self.down_busy += stored.size * self.down_time
+        departures = self.down.serve_batch(stored)
         arrivals = departures + self.half_rtt
         if self.clients == 1:
             self.inbox[0].extend(zip(arrivals.tolist(), ids.tolist()))
@@ -455,9 +369,7 @@ class VectorNetwork(_Network):
             if taken is None:
                 continue
             arrivals, places, ids, parts = taken
-            done = _lindley(arrivals, self.read_cpu, self.read_free[c])
-            self.read_free[c] = float(done[-1])
-            self.read_busy[c] += arrivals.size * self.read_cpu
+            done = self.reads[c].serve_batch(arrivals)
             fresh.append((done, places, np.full(ids.size, c, dtype=np.int64), ids, parts))
         stored = np.frombuffer(self.records.stored, dtype=np.float64)
         for p in range(self.partitions):

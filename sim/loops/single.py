@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model.records import ACKED, LATE, RecordBuffer, Records
-from .model.system import UNBOUNDED, System
+from ..model.records import ACKED, LATE, RecordBuffer, Records
+from ..model.station import Station
+from ..model.system import UNBOUNDED, System
 
 
 def applies(system: System) -> bool:
@@ -21,30 +22,46 @@ def applies(system: System) -> bool:
 
 def run_single_stream(system: System) -> Records | None:
     cfg = system.config
-    rtt, half_rtt, up_time, down_time, _, read_cpu, end = system.path_times
-    send_cpu, ack_cpu, ack_wait = cfg.client.send_cpu, cfg.client.ack_cpu, cfg.producer.ack_wait
     streams = system.streams()
     open_loop = cfg.producer.rate is not None
     records = RecordBuffer(open_loop=open_loop, summary=cfg.run.records == "summary", bin_width=cfg.run.bin)
+    deterministic = cfg.broker.service_dist == "deterministic"
+    # the stations: the client's CPU (sends and acks), the uplink, the read loop, the partitions, the downlink
+    cpu, up, read, down = Station(None), Station(system.uplink_time), Station(cfg.broker.read_cpu), \
+        Station(system.downlink_time)
+    parts = [Station(cfg.broker.service_time if deterministic else None) for _ in range(system.partitions)]
+    stations = (cpu, up, read, down, *parts)
+    outcome = _run(system, streams, records, stations, deterministic)
+    if outcome is None:
+        return None
+    unfinished = outcome
+    end = system.path_times.end
+    span = end if unfinished else max(s.free for s in stations)
+    busy = {"client_cpu": [cpu.busy], "uplink": [up.busy], "read_loop": [read.busy],
+            "partition": [s.busy for s in parts], "downlink": [down.busy]}
+    return records.finish(busy, span, unfinished)
+
+
+def _run(system: System, streams, records: RecordBuffer, stations, deterministic: bool) -> bool | None:
+    """Every message, one after the other; True if the run was cut with work unfinished,
+    None on a timeout (the next message would leave before this one's ack is in)."""
+    cfg = system.config
+    cpu, up, read, down, *parts = stations
+    half_rtt, end = cfg.link.rtt / 2, system.path_times.end
+    send_cpu, ack_cpu, ack_wait = cfg.client.send_cpu, cfg.client.ack_cpu, cfg.producer.ack_wait
+    open_loop = cfg.producer.rate is not None
     choose = streams.partitions[0].__next__
-    service = streams.service
+    draws = [s.__next__ for s in streams.service]
     gap = streams.arrival_gaps[0].__next__ if open_loop else None
     rec_partition, rec_intended = records.partition, records.intended
     rec_created, rec_sent, rec_stored = records.created, records.sent, records.stored
     rec_resolved, rec_status = records.resolved, records.status
-
-    deterministic = cfg.broker.service_dist == "deterministic"
-    service_time = cfg.broker.service_time
-    n_partitions = system.partitions
-    part_free = [0.0] * n_partitions
-    part_busy = [0.0] * n_partitions
-    cpu_free = up_free = read_free = down_free = 0.0
     t = streams.start_times[0]
     next_arrival = t + gap() if open_loop else 0.0
     remaining = UNBOUNDED if cfg.producer.messages is None else cfg.producer.messages
     m = capacity = 0
     folded = 0  # summary mode: messages already folded into the tally (m restarts from 0 then)
-    reached = 0  # how far the last message got: 1 sent, 2 stored, 3 its ack at the client, 4 acked
+    acked = True  # did the last message finish?
     while folded + m < remaining:
         if open_loop and next_arrival > t:
             t = next_arrival
@@ -64,62 +81,32 @@ def run_single_stream(system: System) -> Records | None:
             rec_intended[m] = next_arrival
             next_arrival += gap()
         rec_created[m] = t
+        m += 1
+        acked = False
         deadline = t + ack_wait
         # a message still under way at the cut may have timed out before it: then the
         # next message left earlier than this loop assumes, and the general loop takes over
-        timeout_before_cut = deadline < end
-        reached = 0
-        sent = cpu_free = (cpu_free if cpu_free > t else t) + send_cpu
+        sent = cpu.serve(t, send_cpu)
         if sent >= end:
-            if timeout_before_cut:
-                return None
-            m += 1
             break
-        rec_sent[m] = sent
-        reached = 1
-        departure = up_free = (up_free if up_free > sent else sent) + up_time
-        arrival = departure + half_rtt
-        ready = read_free = (read_free if read_free > arrival else arrival) + read_cpu
-        duration = service_time if deterministic else next(service[p])
-        part_busy[p] += duration
-        stored = part_free[p] = (part_free[p] if part_free[p] > ready else ready) + duration
-        rec_stored[m] = stored
-        m += 1
+        rec_sent[m - 1] = sent
+        ready = read.serve(up.serve(sent) + half_rtt)
+        stored = rec_stored[m - 1] = parts[p].serve(ready) if deterministic else parts[p].serve(ready, draws[p]())
         if stored >= end:
-            if timeout_before_cut:
-                return None
             break
-        reached = 2
-        arrival = (down_free if down_free > stored else stored) + down_time
-        down_free = arrival
-        arrival += half_rtt
+        arrival = down.serve(stored) + half_rtt
         if arrival >= end:
-            if timeout_before_cut:
-                return None
             break
-        reached = 3
-        done = cpu_free = (cpu_free if cpu_free > arrival else arrival) + ack_cpu
+        done = cpu.serve(arrival, ack_cpu)
         if done >= deadline * LATE:
-            return None  # a timeout: the next message would leave before this ack is in
+            return None  # a timeout
         if done >= end:
             break
         rec_status[m - 1] = ACKED
         rec_resolved[m - 1] = done
-        reached = 4
+        acked = True
         t = done
     records.count = m
-    # only the last message can have stopped part way (at ``reached``)
-    total = folded + m
-    partial = total > 0 and reached < 4
-    full = total - partial
-    last = reached if partial else 0
-    unfinished = total < remaining or partial
-    span = end if unfinished else max(cpu_free, up_free, read_free, down_free, *part_free)
-    busy = {
-        "client_cpu": [total * send_cpu + (full + (last >= 3)) * ack_cpu],
-        "uplink": [(full + (last >= 1)) * up_time],
-        "read_loop": [(full + (last >= 1)) * read_cpu],
-        "partition": part_busy,
-        "downlink": [(full + (last >= 2)) * down_time],
-    }
-    return records.finish(busy, span, unfinished)
+    if not acked and deadline < end:
+        return None  # stopped part way, but its deadline fell before the cut
+    return folded + m < remaining or not acked

@@ -1,0 +1,246 @@
+"""The event loop, for systems without lookahead (zero RTT, unlimited bandwidth).
+
+A binary heap orders the merges that the window loop (``sim.engine``) orders by
+windows:
+
+* ``UPLINK``: the head of a client's outgoing queue enters its connection and,
+  at that instant, the shared uplink and (computed ahead) its read loop; it
+  reaches its partition as a ``PART_ARRIVE`` event.
+* The shared downlink merges the partitions' departures, taking the earliest as
+  soon as no partition can still produce an earlier one (``DOWN_WAKE`` when it
+  must wait for time to pass).
+* ``CLIENT``: a client runs its own events as far as it can be sure of its
+  acks: none still to be computed can arrive before the downlink's busy-until
+  time plus one ack's serialization and half an RTT.
+* ``GATE_UP``: a connection's TCP window reopens.
+
+At one instant the heap runs the clients first, then what enters the uplink,
+then partition arrivals, then the downlink (the order in which the window loop
+takes them); within each, messages go in connection order (their place n on
+their connection, then the client: the tie rule of ``sim.model.network``), and
+client wake-ups in the order they were scheduled. A heap entry is
+``(time, rank, key, kind, x)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heapify, heappop, heappush
+from itertools import count
+
+import numpy as np
+
+from ..model.clients import replace_items
+from ..model.records import Records
+from ..model.station import Station
+from ..model.system import System
+from .common import begin_run, finish
+
+UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
+# the rank of each kind at one instant (the second field of a heap entry)
+RANK = {CLIENT: 0, UPLINK: 1, GATE_UP: 1, PART_ARRIVE: 2, DOWN_WAKE: 3}
+INF = math.inf
+
+
+def run_events(system: System) -> Records:
+    return EventLoop(system).run()
+
+
+class EventLoop:
+    """The heap and the stations of one run; each method handles one kind of event."""
+
+    def __init__(self, system: System):
+        cfg = system.config
+        self.streams, self.records, self.advance, self.state = begin_run(system)
+        self.clients, self.partitions = system.clients, system.partitions
+        self.rtt, self.half_rtt, self.up_time, self.down_time, self.window, self.read_cpu, self.end = system.path_times
+        self.heap: list = []
+        self.tick = count(1).__next__
+        deterministic = cfg.broker.service_dist == "deterministic"
+        self.up, self.down = Station(self.up_time), Station(self.down_time)
+        self.reads = [Station(self.read_cpu) for _ in range(self.clients)]
+        self.parts = [Station(cfg.broker.service_time if deterministic else None) for _ in range(self.partitions)]
+        self.draw = None if deterministic else [s.__next__ for s in self.streams.service]
+        self.part_pending = [0] * self.partitions  # PART_ARRIVE events not yet handled
+        self.departed = [deque() for _ in range(self.partitions)]  # (stored, key, m): acks not yet on the downlink
+        # shortest time from "now" until a message not yet on the uplink reaches a partition
+        self.lookahead = self.up_time + self.half_rtt + self.read_cpu
+        self.min_service = cfg.broker.service_time if deterministic else 0.0
+        self.wake_at = INF  # the pending DOWN_WAKE
+        self.wake_time = [INF] * self.clients  # each client's pending CLIENT event
+        self.uplink_scheduled = [False] * self.clients
+        if self.window is not None:
+            self.released = [[-INF] * self.window for _ in range(self.clients)]
+            self.entered = [0] * self.clients
+            self.waiting = [deque() for _ in range(self.clients)]
+        self.prune_at = 1024
+
+    # -- the clients ------------------------------------------------------------------
+    def run_client(self, c: int, now: float) -> None:
+        horizon = max(self.down.free, now) + self.down_time + self.half_rtt
+        t = self.advance(c, horizon, now)
+        if t < self.wake_time[c]:
+            self.wake_time[c] = t
+            heappush(self.heap, (t, 0, self.tick(), CLIENT, c))
+        out = self.state.outgoing[c]
+        if out and not self.uplink_scheduled[c]:
+            self.uplink_scheduled[c] = True
+            heappush(self.heap, (out[0][0], 1, out[0][1] * self.clients + c, UPLINK, c))
+
+    # -- the connection's TCP window and the uplink -----------------------------------------
+    def to_uplink(self, c: int, key: int, m: int, now: float) -> None:
+        if self.window is None:
+            self.uplink(c, key, m, now)
+        elif self.waiting[c]:
+            self.waiting[c].append((key, m))
+        else:
+            release = self.released[c][self.entered[c] % self.window]
+            if release <= now:
+                self.uplink(c, key, m, now)
+            else:
+                self.waiting[c].append((key, m))
+                heappush(self.heap, (release, 1, key, GATE_UP, c))
+
+    def reopen(self, c: int, now: float) -> None:
+        """Let the head of c's TCP window queue in; the next one gets its own event, so
+        that messages of several connections let in at one instant go in connection order."""
+        queue, window = self.waiting[c], self.window
+        if queue and self.released[c][self.entered[c] % window] <= now:
+            self.uplink(c, *queue.popleft(), now)
+        if queue:
+            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), 1, queue[0][0], GATE_UP, c))
+
+    def uplink(self, c: int, key: int, m: int, now: float) -> None:
+        departure = self.up.serve(now)
+        if self.window is not None:
+            self.released[c][self.entered[c] % self.window] = departure + self.rtt
+            self.entered[c] += 1
+        ready = self.reads[c].serve(departure + self.half_rtt)
+        # the partition takes it at its arrival, among whatever else arrives then (in
+        # connection order): adding half an RTT can round two departures to one arrival
+        p = self.records.partition[m]
+        self.part_pending[p] += 1
+        heappush(self.heap, (ready, 2, key, PART_ARRIVE, m))
+
+    # -- the partitions and the downlink ----------------------------------------------------
+    def partition(self, p: int, key: int, m: int, now: float) -> None:
+        self.part_pending[p] -= 1
+        stored = self.parts[p].serve(now) if self.draw is None else self.parts[p].serve(now, self.draw[p]())
+        self.records.stored[m] = stored
+        self.departed[p].append((stored, key, m))
+        self.merge_downlink(now)
+
+    def next_departure_bound(self, q: int, now: float) -> float:
+        """No ack not yet computed leaves partition q before this: its next arrival
+        (a pending event, or a message entering the uplink from now on) or its
+        busy-until time, plus the shortest service."""
+        soonest = now if self.part_pending[q] else now + self.lookahead
+        return max(self.parts[q].free, soonest) + self.min_service
+
+    def merge_downlink(self, now: float, settled: bool = False) -> None:
+        """Put the earliest departures on the downlink while no partition can still
+        produce an earlier one, or an equal one that goes first by the tie rule.
+        ``settled``: everything at this instant that could leave a partition now has
+        (the DOWN_WAKE rank comes last), so a departure at ``now`` may go."""
+        departed = self.departed
+        horizon = min((self.next_departure_bound(q, now) for q in range(self.partitions) if not departed[q]),
+                      default=INF)
+        while True:
+            heads = [queue for queue in departed if queue]
+            if not heads:
+                return
+            source = min(heads, key=lambda queue: queue[0])
+            stored, _, m = source[0]
+            if stored > horizon or (stored == horizon and not (settled and stored <= now)):
+                if stored < self.wake_at:
+                    self.wake_at = stored
+                    heappush(self.heap, (stored, 3, self.tick(), DOWN_WAKE, 0))
+                return
+            source.popleft()
+            if not source:
+                horizon = min(horizon, self.next_departure_bound(self.records.partition[m], now))
+            self.downlink(m, stored)
+
+    def downlink(self, m: int, entry: float) -> None:
+        c = self.state.client_of[self.records.producer[m]]
+        arrival = self.down.serve(entry) + self.half_rtt
+        self.state.inbox[c].append((arrival, m))
+        if arrival < self.wake_time[c]:
+            self.wake_time[c] = arrival
+            heappush(self.heap, (arrival, 0, self.tick(), CLIENT, c))
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> Records:
+        heap, records = self.heap, self.records
+        for c in range(self.clients):
+            self.run_client(c, 0.0)
+        cut = False
+        while heap:
+            now, _, key, kind, x = heappop(heap)
+            if now >= self.end:
+                cut = True
+                break
+            self.handle(now, key, kind, x)
+            if records.tally is not None and records.count >= records.compact_at:
+                self.compact()
+            if len(heap) > self.prune_at:
+                self.prune_at = self.prune()
+        stations = (self.up, self.down, *self.reads, *self.parts)
+        return finish(records, self.state, cut, self.end, [s.free for s in stations],
+                      {"uplink": [self.up.busy], "read_loop": [s.busy for s in self.reads],
+                       "partition": [s.busy for s in self.parts], "downlink": [self.down.busy]})
+
+    def handle(self, now: float, key: int, kind: int, x: int) -> None:
+        if kind == UPLINK:
+            out = self.state.outgoing[x]
+            m = out.popleft()[3]
+            if out:
+                heappush(self.heap, (out[0][0], 1, out[0][1] * self.clients + x, UPLINK, x))
+            else:
+                self.uplink_scheduled[x] = False
+            self.to_uplink(x, key, m, now)
+        elif kind == CLIENT:
+            if now >= self.wake_time[x]:
+                self.wake_time[x] = INF
+                self.run_client(x, now)
+        elif kind == PART_ARRIVE:
+            self.partition(self.records.partition[x], key, x, now)
+        elif kind == DOWN_WAKE:
+            if now == self.wake_at:
+                self.wake_at = INF
+                self.merge_downlink(now, settled=True)
+        else:  # GATE_UP
+            self.reopen(x, now)
+
+    def compact(self) -> None:
+        """Summary mode: fold finished messages into the tally, renumber the rest."""
+        heap = self.heap
+        live = [e[4] for e in heap if e[3] == PART_ARRIVE] + [m for q in self.departed for _, _, m in q]
+        if self.window is not None:
+            live += [m for q in self.waiting for _, m in q]
+        mapping = self.records.compact(np.array(self.state.live() + live, dtype=np.int64))
+        self.state.renumber(mapping)
+        heap[:] = [(*e[:4], int(mapping[e[4]])) if e[3] == PART_ARRIVE else e for e in heap]
+        heapify(heap)
+        for q in self.departed:
+            replace_items(q, [(t, key, int(mapping[m])) for t, key, m in q])
+        if self.window is not None:
+            for q in self.waiting:
+                replace_items(q, [(key, int(mapping[m])) for key, m in q])
+
+    def prune(self) -> int:
+        """Drop superseded client wake-ups (a client needs only its earliest, ``wake_time``):
+        an ack arriving first leaves the later one in the heap, and the heap would grow
+        with every message acked within one ack_wait. Returns the next size to prune at."""
+        kept, woken = [], set()
+        for entry in self.heap:
+            if entry[3] == CLIENT:
+                c = entry[4]
+                if entry[0] != self.wake_time[c] or c in woken:
+                    continue
+                woken.add(c)
+            kept.append(entry)
+        self.heap[:] = kept
+        heapify(self.heap)
+        return max(1024, 2 * len(self.heap))
