@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from sim import build_config
-from sim.scenarios.sequential import PURE_NETWORK  # no CPU, no service, no serialization, no window
+
+# only propagation: no CPU, no service, no serialization, no TCP window
+PURE_NETWORK = {
+    "client.send_cpu": 0,
+    "client.ack_cpu": 0,
+    "broker.read_cpu": 0,
+    "broker.service_time": 0,
+    "link.bandwidth": "inf",
+    "link.window_bytes": "inf",
+}
 
 __all__ = ["PURE_NETWORK", "pure_network"]
 

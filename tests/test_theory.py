@@ -240,3 +240,10 @@ def test_duration_stops_an_endless_producer_without_allocating_for_its_batch():
     assert s["sent"] < 100_000  # ~ 2 s * 100 / 33 ms
     assert s["in_flight"] == 100
     assert len(result.records.created) == s["sent"]
+
+
+def test_the_sequential_scenario_draws_the_pure_network_these_closed_forms_use(engine):
+    """The figure's 'pure network' line is N x RTT only if its calibration is this one."""
+    from sim.scenarios.sequential import CALIBRATIONS
+
+    assert CALIBRATIONS["pure network"] == PURE_NETWORK
