@@ -81,7 +81,7 @@ class Result:
             "status": np.frombuffer(r.status, dtype=np.int8) if len(r.status) else np.zeros(0, np.int8),
         }
         stored = np.array(r.stored, dtype=np.float64)
-        stored[stored > r.span] = np.nan  # computed ahead, but after the run was stopped
+        stored[stored > r.stored_until] = np.nan  # computed ahead, but after the run was stopped
         out["stored"] = stored
         return out
 

@@ -336,7 +336,7 @@ class SimPyModel:
             "partition": [s.busy_s for s in self.partitions],
             "downlink": [self.downlink.busy_s],
         }
-        return buffer.finish(busy, span, stopped and unfinished)
+        return buffer.finish(busy, span, stopped and unfinished, end)
 
 
 def run_simpy(config: SimConfig, policy: FlowControl | None = None) -> Records:

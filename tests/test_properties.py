@@ -310,9 +310,6 @@ CUT_TIE = {"producer.mode": "nonblocking", "producer.window": 1, "producer.messa
            "run.duration": 0.0001}
 
 
-@pytest.mark.xfail(strict=True, reason="a message stored exactly at run.duration: the window, vector and "
-                   "single-stream loops store it, the event loop and the SimPy model do not (NOTES.md, issue13 "
-                   "for issue14)")
 @pytest.mark.parametrize("loop", ["events", "windows", "vectors", "single"])
 def test_a_store_exactly_at_the_cut(loop):
     """Sent at 50 us, half a round trip of 50 us: it reaches the broker exactly when the run stops."""

@@ -39,7 +39,7 @@ def run_single_stream(system: System) -> Records | None:
     span = end if unfinished else max(s.free for s in stations)
     busy = {"client_cpu": [cpu.busy], "uplink": [up.busy], "read_loop": [read.busy],
             "partition": [s.busy for s in parts], "downlink": [down.busy]}
-    return records.finish(busy, span, unfinished)
+    return records.finish(busy, span, unfinished, end)
 
 
 def _run(system: System, streams, records: RecordBuffer, stations, deterministic: bool) -> bool | None:

@@ -100,12 +100,16 @@ class RecordBuffer:
         return [np.frombuffer(buffer, dtype=_NUMPY[code])[: self.count][keep].copy()
                 for buffer, code in self._buffers()]
 
-    def finish(self, busy: dict, span: float, cut: bool) -> "Records":
+    def finish(self, busy: dict, span: float, cut: bool, end: float = math.inf) -> "Records":
+        """Close the records. A message computed ahead counts as stored only if that
+        happened by the end of the span and before ``end`` (run.duration: nothing at or
+        after it happens)."""
+        stored_until = min(span, math.nextafter(end, -math.inf))
         n = self.count
         for buffer, _ in self._buffers():
             del buffer[n:]
         if self.tally is not None:  # fold what is left, then keep nothing per message
-            self._fold_all_but(np.ones(n, dtype=bool), np.zeros(0, dtype=np.int64), stored_until=span)
+            self._fold_all_but(np.ones(n, dtype=bool), np.zeros(0, dtype=np.int64), stored_until=stored_until)
             for buffer, _ in self._buffers():
                 del buffer[:]
             self.count = 0
@@ -122,6 +126,7 @@ class RecordBuffer:
             span=span,
             cut=cut,
             tally=self.tally,
+            stored_until=stored_until,
         )
 
 
@@ -201,3 +206,4 @@ class Records:
     span: float = 0.0  # simulated time covered: run.duration if the run was cut, else until the last server fell idle
     cut: bool = False  # run.duration stopped the run with work unfinished
     tally: Tally | None = None  # summary mode: the folded messages
+    stored_until: float = math.inf  # a store computed ahead, after this, did not happen in the run
