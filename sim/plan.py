@@ -49,6 +49,7 @@ import numpy as np
 
 from .analytic import round_trip
 from .config import InputError, SimConfig, build_config
+from .model.records import ACKED
 from .model.system import System
 
 LIMITS = (100, 250, 500, 1000, 2000, 5000, 10000, None)
@@ -221,7 +222,7 @@ def judge(config: SimConfig, request: Request) -> dict[str, Any]:
     span = config.run.duration
     start, end = span / 4, 3 * span / 4
     middle = (a["intended"] >= start) & (a["intended"] < end)
-    acked = int((middle & (a["status"] == 1)).sum())
+    acked = int((middle & (a["status"] == ACKED)).sum())
     offered = offered_between(config, start, end)
     delivered = acked / offered if offered else 1.0
     p99 = (s.get("latency_from_intended_ms") or {}).get("p99")
@@ -283,7 +284,7 @@ def backlog_steady(result, max_slope: float = 0.01) -> bool:
     Over the run's middle half that slope must stay under ``max_slope``."""
     a = result.arrays
     span = result.config.run.duration
-    middle = (a["status"] == 1) & (a["intended"] >= span / 4) & (a["intended"] < 3 * span / 4)
+    middle = (a["status"] == ACKED) & (a["intended"] >= span / 4) & (a["intended"] < 3 * span / 4)
     if middle.sum() < 10:
         return True
     slope = np.polyfit(a["intended"][middle], (a["resolved"] - a["intended"])[middle], 1)[0]

@@ -54,7 +54,9 @@ class EventLoop:
         cfg = system.config
         self.streams, self.records, self.advance, self.state = begin_run(system)
         self.clients, self.partitions = system.clients, system.partitions
-        self.rtt, self.half_rtt, self.up_time, self.down_time, self.window, self.read_cpu, self.end = system.path_times
+        path = system.path_times
+        self.rtt, self.half_rtt, self.window, self.read_cpu = path.rtt, path.half_rtt, path.uplink_window, path.read_cpu
+        self.up_time, self.down_time, self.end = path.uplink_time, path.downlink_time, path.end
         self.heap: list = []
         self.tick = count(1).__next__
         deterministic = cfg.broker.service_dist == "deterministic"

@@ -38,7 +38,9 @@ class _Network:
     def __init__(self, system, streams, records, clients):
         cfg = system.config
         self.clients, self.partitions = system.clients, system.partitions
-        self.rtt, self.half_rtt, self.up_time, self.down_time, self.window, self.read_cpu, _ = system.path_times
+        path = system.path_times
+        self.rtt, self.half_rtt, self.window, self.read_cpu = path.rtt, path.half_rtt, path.uplink_window, path.read_cpu
+        self.up_time, self.down_time = path.uplink_time, path.downlink_time
         self.records = records
         self.inbox, self.outgoing = clients.inbox, clients.outgoing
         self.service = streams.service

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from array import array
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 
@@ -25,14 +26,25 @@ from ..histogram import LogHistogram
 
 CHUNK = 1 << 14
 COMPACT_AT = 1 << 17  # summary mode folds finished messages once this many exist (bounds the transient peak)
-IN_FLIGHT, ACKED, TIMED_OUT = 0, 1, 2
+
+
+class Status(IntEnum):
+    """A message's outcome, as the status buffer stores it (one byte)."""
+
+    IN_FLIGHT = 0
+    ACKED = 1
+    TIMED_OUT = 2
+
+
+# plain ints for the hot loops
+IN_FLIGHT, ACKED, TIMED_OUT = int(Status.IN_FLIGHT), int(Status.ACKED), int(Status.TIMED_OUT)
 # An ack processed at its deadline is a timeout. Deadlines and ack times are sums of
 # different terms, so "at" has a tolerance: an ack counts as on time only before
 # deadline * LATE, i.e. more than about 450 float64 ulps before it. Every loop and the
 # SimPy model compare with this one factor.
 TIE_RTOL = 1e-13
 LATE = 1.0 - TIE_RTOL
-STATUS_NAMES = ("in_flight", "acked", "timed_out")
+STATUS_NAMES = tuple(status.name.lower() for status in Status)
 FIELDS = (("producer", "i"), ("partition", "i"), ("created", "d"), ("sent", "d"), ("stored", "d"),
           ("resolved", "d"), ("status", "b"))
 
