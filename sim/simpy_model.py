@@ -9,8 +9,9 @@ in, and compare.
 The pieces, as the real system has them:
 
 * a **producer** (the SDK's ``produce()`` caller) is a process; its
-  :class:`FlowControl` decides when it may call ``produce()`` again: sync, a
-  window of C, the SDK's drain-to-half limiter with its poll, or no limit;
+  :class:`FlowControl` decides when it may call ``produce()`` again: by default
+  the policy of ``sim.model.flow`` the fast engine uses too (sync, a window of
+  C, the SDK's drain-to-half limiter with its poll, or no limit);
 * a **client** (an OS process) has one CPU, a :class:`simpy.Resource`, shared
   by its producers' ``produce()`` calls and by the processing of acks, and one
   TCP connection whose window is a :class:`simpy.Store` of tokens;
@@ -46,6 +47,7 @@ from itertools import count
 import simpy
 
 from .config import SimConfig
+from .model.flow import FlowPolicy, policy_for
 from .model.records import ACKED, IN_FLIGHT, LATE, TIMED_OUT, RecordBuffer, Records
 from .model.system import System
 
@@ -119,45 +121,33 @@ class FlowControl:
         yield from ()
 
 
-class Window(FlowControl):
-    """At most ``cap`` messages in flight (sync is a window of one)."""
+class PolicyControl(FlowControl):
+    """A policy of ``sim.model.flow`` (the one the fast engine uses), as SimPy waits."""
 
-    def __init__(self, cap: int):
-        self.cap = cap
+    def __init__(self, policy: FlowPolicy):
+        self.policy = policy
 
     def before(self, producer):
-        while producer.in_flight >= self.cap:
+        while producer.in_flight >= self.policy.cap:
             yield producer.changed()
 
-
-class Limiter(FlowControl):
-    """The SDK's ``concurrent_task_limit``: once ``limit`` tasks are in flight,
-    wait until at most half remain, looking every ``poll`` seconds (0: the
-    moment it happens)."""
-
-    def __init__(self, limit: int, poll: float):
-        self.limit, self.poll = limit, poll
-
     def after(self, producer):
-        if producer.in_flight < self.limit:
+        policy = self.policy
+        wait = None if policy.pause is None else policy.pause(producer.in_flight)
+        if wait is None:
             return
-        if self.poll > 0:
+        if wait > 0:  # sleep, then look again
             while True:
-                yield at(producer.env, self.poll, TIMER)
-                if 2 * producer.in_flight <= self.limit:
+                yield at(producer.env, wait, TIMER)
+                if policy.may_resume(producer.in_flight):
                     return
-        while 2 * producer.in_flight > self.limit:
+        while not policy.may_resume(producer.in_flight):
             yield producer.changed()
 
 
 def flow_control(system: System) -> FlowControl:
     """The policy the config asks for."""
-    p = system.config.producer
-    if system.flow in ("sync", "window"):
-        return Window(system.in_flight_cap)
-    if system.flow == "limit":
-        return Limiter(p.concurrent_task_limit, p.limiter_poll)
-    return FlowControl()
+    return PolicyControl(policy_for(system))
 
 
 class Producer:
@@ -205,13 +195,16 @@ class Client:
 class SimPyModel:
     """The model of ``config`` as SimPy processes; :meth:`run` returns its Records.
 
-    ``policy`` replaces the flow control of every producer (a :class:`FlowControl`)."""
+    ``policy`` replaces the flow control of every producer: a :class:`FlowControl`,
+    or a policy of ``sim.model.flow`` such as ``Window(4)``."""
 
-    def __init__(self, config: SimConfig, policy: FlowControl | None = None):
+    def __init__(self, config: SimConfig, policy: FlowControl | FlowPolicy | None = None):
         self.config = config
         self.system = system = System(config)
         self.env = env = simpy.Environment()
         self.streams = system.streams()
+        if isinstance(policy, FlowPolicy):
+            policy = PolicyControl(policy)
         self.policy = policy if policy is not None else flow_control(system)
         cfg = config
         self.clients = [Client(env, c, system.uplink_window) for c in range(system.clients)]
@@ -339,10 +332,9 @@ class SimPyModel:
         return buffer.finish(busy, span, stopped and unfinished, end)
 
 
-def run_simpy(config: SimConfig, policy: FlowControl | None = None) -> Records:
+def run_simpy(config: SimConfig, policy: FlowControl | FlowPolicy | None = None) -> Records:
     """Run ``config`` through the SimPy model."""
     return SimPyModel(config, policy).run()
 
 
-__all__ = ["FlowControl", "Limiter", "Window", "Producer", "Client", "Station", "SimPyModel", "run_simpy",
-           "flow_control"]
+__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Station", "SimPyModel", "run_simpy", "flow_control"]

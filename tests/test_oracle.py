@@ -16,7 +16,8 @@ from sim.engine import lookahead, run_records
 from sim.model.records import ACKED, TIMED_OUT
 from sim.model.system import System
 from sim.results import Result, run
-from sim.simpy_model import FlowControl, Window, run_simpy
+from sim.model.flow import Window
+from sim.simpy_model import FlowControl, run_simpy
 from tests.systems import random_config
 
 SEEDS = list(range(24))

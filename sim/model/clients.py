@@ -8,7 +8,7 @@ in ``outgoing[c]``. Whoever drives it says how far it may go: up to a
 ``horizon`` before which every ack it will ever receive is already in its
 inbox.
 
-Producer flow control, as the SDK does it:
+Producer flow control, as the SDK does it (the policies are in ``sim.model.flow``):
 
 * sync: one message in flight; the next produce() waits for its ack.
 * window C: at most C in flight; a new produce() as soon as one resolves.
@@ -32,6 +32,7 @@ import math
 from collections import deque
 from itertools import count
 
+from .flow import policy_for
 from .records import ACKED, IN_FLIGHT, LATE, TIMED_OUT
 from .system import UNBOUNDED, System
 
@@ -58,9 +59,8 @@ def client_side(system: System, streams, records):
     ack_cpu = cfg.client.ack_cpu
     ack_wait = cfg.producer.ack_wait
     end = INF if cfg.run.duration is None else cfg.run.duration
-    cap = system.in_flight_cap
-    limit = cfg.producer.concurrent_task_limit if system.flow == "limit" else None
-    poll = cfg.producer.limiter_poll
+    flow = policy_for(system)  # sync, window, the SDK's limiter, or none: sim.model.flow
+    cap, pause, may_resume = flow.cap, flow.pause, flow.may_resume
     messages = cfg.producer.messages
     open_loop = cfg.producer.rate is not None
 
@@ -96,6 +96,7 @@ def client_side(system: System, streams, records):
     deadline_key = [(0, 0)] * n_producers
     client_timer = [min(timer[j] for j in producers_of[c]) for c in range(clients)]
     next_arrival = [0.0] * n_producers
+    sleep_for = [0.0] * n_producers  # how long a paused producer sleeps between looks
     gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
     choose_next = [c.__next__ for c in streams.partitions]
     # each producer's messages still in flight (and a few resolved ones behind them), in send order
@@ -118,7 +119,7 @@ def client_side(system: System, streams, records):
         m = records.count
         capacity = records.capacity
         # the one producer of a client whose window alone paces it (see the loop below)
-        solo = mine[0] if len(mine) == 1 and cap < UNBOUNDED and limit is None and not open_loop else -1
+        solo = mine[0] if len(mine) == 1 and cap < UNBOUNDED and pause is None and not open_loop else -1
         try:
             while True:
                 if solo >= 0 and not cpu and phase[solo] == BLOCKED and arrivals:
@@ -218,14 +219,16 @@ def client_side(system: System, streams, records):
                         n += 1
                         j = rec_producer[sent]
                         # the SDK checks its task set right after adding the new task
-                        if limit is not None and in_flight[j] >= limit:
-                            if poll > 0:
+                        wait = None if pause is None else pause(in_flight[j])
+                        if wait is not None:
+                            if wait > 0:  # sleep, then look again
                                 phase[j] = SLEEPING
-                                timer[j] = t + poll
+                                sleep_for[j] = wait
+                                timer[j] = t + wait
                                 timer_key[j] = (m - 0.5, set_order())
-                                if t + poll < client_timer[c]:
-                                    client_timer[c] = t + poll
-                            else:
+                                if t + wait < client_timer[c]:
+                                    client_timer[c] = t + wait
+                            else:  # go on the moment the policy allows
                                 phase[j] = DRAINING
                             break
                     if remaining[j] <= 0:
@@ -288,7 +291,7 @@ def client_side(system: System, streams, records):
         in_flight[j] -= 1
         forget(j, m)
         state = phase[j]
-        if state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit):
+        if state == BLOCKED or (state == DRAINING and may_resume(in_flight[j])):
             return j
         return -1
 
@@ -312,8 +315,8 @@ def client_side(system: System, streams, records):
         ready = -1
         if is_timer:
             timer[j] = INF
-            if phase[j] == SLEEPING and 2 * in_flight[j] > limit:
-                timer[j] = t + poll
+            if phase[j] == SLEEPING and not may_resume(in_flight[j]):
+                timer[j] = t + sleep_for[j]
                 timer_key[j] = (records.count - 0.5, set_order())
             else:
                 ready = j
@@ -340,7 +343,7 @@ def client_side(system: System, streams, records):
             else:
                 deadline[j] = INF
             state = phase[j]
-            if freed and (state == BLOCKED or (state == DRAINING and 2 * in_flight[j] <= limit)):
+            if freed and (state == BLOCKED or (state == DRAINING and may_resume(in_flight[j]))):
                 ready = j
         client_timer[c] = min([timer[k] for k in mine] + [deadline[k] for k in mine])
         return ready
