@@ -136,12 +136,6 @@ TIME_KEYS = ("client.send_cpu", "client.ack_cpu", "link.rtt", "broker.read_cpu",
              "producer.ack_wait", "producer.start_jitter", "run.duration")
 
 
-# An open defect (NOTES.md, for issue14): a message that reaches its partition exactly at run.duration is stored
-# by some loops and not by others. The comparisons let exactly that difference pass while
-# test_a_store_exactly_at_the_cut (strict xfail) reproduces it; when that test passes, set this to False.
-KNOWN_STORE_AT_CUT = True
-
-
 # -- helpers ---------------------------------------------------------------------------------------------
 
 
@@ -182,7 +176,7 @@ def assert_conserved(config, result: Result) -> None:
         assert not np.isnan(a["resolved"][status != IN_FLIGHT]).any()
 
 
-def differences(config, a, b, strict: bool = False) -> list[str]:
+def differences(config, a, b) -> list[str]:
     """Where two loops' records differ (empty when they agree to 1e-9 s)."""
     x, y = Result(config, a).arrays, Result(config, b).arrays
     out = []
@@ -199,9 +193,6 @@ def differences(config, a, b, strict: bool = False) -> list[str]:
         same_nan = np.isnan(u) == np.isnan(v)
         close = np.isclose(u, v, rtol=0, atol=TOLERANCE_S, equal_nan=True)
         agree = same_nan & close
-        if KNOWN_STORE_AT_CUT and not strict and name == "stored" and config.run.duration is not None:
-            end = config.run.duration  # the open defect reproduced by test_a_store_exactly_at_the_cut
-            agree |= (np.isnan(u) & (v == end)) | (np.isnan(v) & (u == end))
         bad = np.flatnonzero(~agree)
         if bad.size:
             i = int(bad[0])
@@ -316,6 +307,6 @@ def test_a_store_exactly_at_the_cut(loop):
     from sim.simpy_model import run_simpy
 
     config = build_config(CUT_TIE)
-    assert not differences(config, run_loop(config, loop), run_simpy(config), strict=True)
+    assert not differences(config, run_loop(config, loop), run_simpy(config))
     for other in LOOPS:
-        assert not differences(config, run_loop(config, loop), run_loop(config, other), strict=True), other
+        assert not differences(config, run_loop(config, loop), run_loop(config, other)), other
