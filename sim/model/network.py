@@ -3,18 +3,17 @@
 Given everything the clients' produce() calls finished before a window's end,
 these classes push it through the connections' TCP windows, the shared
 uplink, the broker's read loops and partition stages and the shared downlink,
-and hand each client the acks that reach it. Every station is a first-come
-first-served server: ``departure = max(arrival, free) + service``.
+and hand each client the acks that reach it. Every station is a
+:class:`~sim.model.station.Station` (a first-come first-served server, where
+the queueing arithmetic lives); this module routes messages between them.
 
-* :class:`ScalarNetwork` does it one message at a time (Python loops): best
-  when a window holds a few messages.
-* :class:`VectorNetwork` does each station's whole window at once with numpy:
-  a FIFO server over sorted arrivals a_i with services s_i departs at
-  d_i = S_i + max(free, max_{k<=i}(a_k - S_{k-1})), S the running sum of s.
-  Best when windows hold many messages.
+* :class:`ScalarNetwork` routes with Python lists: best when a window holds a
+  few messages.
+* :class:`VectorNetwork` routes with numpy arrays and has each station serve
+  its whole window as one batch: best when windows hold many messages.
 
-Both take a station's arrivals in time order and give the same times up to
-floating-point rounding. Ties follow one rule in every loop: messages reaching
+Both take a station's arrivals in time order and give the same times, bit for
+bit. Ties follow one rule in every loop: messages reaching
 a station at the same instant are served in *connection order*, the one made
 earlier on its connection (its place n) first, then the lower client c. So a
 queue entry carries ``(time, n, c, m, ...)`` and sorting entries sorts them by
