@@ -8,7 +8,11 @@ meaning of every parameter.
   :func:`window_makespan`.
 * Flow-control and network ceilings: :func:`limiter_ceiling`,
   :func:`connection_rate`, :func:`mathis_rate`.
-* The Universal Scalability Law: :func:`usl`, :func:`fit_usl`.
+* The Universal Scalability Law: :func:`usl`, :func:`fit_usl`; the two-line
+  bound it is compared with, :func:`fit_knee`.
+* Mean Value Analysis: exact (:func:`mva`, :func:`mva_multiclass`) and
+  Bard-Schweitzer's approximation (:func:`mva_schweitzer`) when the exact one
+  would be too large; :func:`mva_for` picks.
 """
 
 from __future__ import annotations
@@ -117,11 +121,19 @@ def usl(n, lam: float, sigma: float, kappa: float):
 
 @dataclass(frozen=True)
 class USLFit:
-    """A fitted Universal Scalability Law: contention sigma, coherency kappa."""
+    """A fitted Universal Scalability Law: throughput of one lambda, contention
+    sigma, coherency kappa, each with its standard error (from the Jacobian at
+    the optimum: s^2 (J'J)^-1, s^2 the residual variance), and the residual
+    sum of squares. A parameter that sits on its bound of 0 has a one-sided
+    meaning: its standard error says how far up the data would still allow it."""
 
     lam: float
     sigma: float
     kappa: float
+    lam_se: float = math.nan
+    sigma_se: float = math.nan
+    kappa_se: float = math.nan
+    rss: float = math.nan
 
     @property
     def peak(self) -> float:
@@ -137,18 +149,21 @@ class USLFit:
 def fit_usl(n: Sequence[float], x: Sequence[float]) -> USLFit:
     """Least-squares fit of the USL to throughput ``x`` at concurrency ``n``, sigma, kappa >= 0.
 
-    Start from the linearised form N / C(N) - 1 = kappa (N - 1)^2 + (sigma + kappa)(N - 1),
+    Starts from the linearised form N / C(N) - 1 = kappa (N - 1)^2 + (sigma + kappa)(N - 1),
     C(N) = X(N) / X(1) (exact on noiseless data, with X(1) read off the smallest
-    N), then minimize the squared error of X(N) itself over (lambda, sigma,
-    kappa) by Levenberg-Marquardt, kept inside sigma, kappa >= 0.
+    N), then minimizes the squared error of X(N) itself over (lambda, sigma,
+    kappa) with ``scipy.optimize.least_squares`` (trust region reflective,
+    which keeps sigma and kappa on their bound of 0 where the data puts them).
     """
+    from scipy.optimize import least_squares
+
     n = np.asarray(n, dtype=float)
     x = np.asarray(x, dtype=float)
     if n.size < 3 or n.size != x.size:
         raise ValueError("fit_usl needs at least 3 points of (N, X), as many X as N")
     if np.any(n < 1) or np.any(x <= 0):
         raise ValueError("fit_usl needs N >= 1 and X > 0")
-    order = np.argsort(n)
+    order = np.argsort(n, kind="stable")
     n, x = n[order], x[order]
 
     # linearised start, lambda from the smallest N
@@ -156,7 +171,9 @@ def fit_usl(n: Sequence[float], x: Sequence[float]) -> USLFit:
     y = n / (x / lam) - 1
     design = np.column_stack([(n - 1) ** 2, n - 1])
     (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-    theta = np.array([lam, max(b - a, 0.0), max(a, 0.0)])
+    start = np.array([lam, max(b - a, 0.0), max(a, 0.0)])
+    # scale each parameter so that the solver's steps are of comparable size
+    scale = np.array([max(lam, 1e-300), 1e-2, 1e-4])
 
     def residual(p: np.ndarray) -> np.ndarray:
         return usl(n, *p) - x
@@ -166,25 +183,65 @@ def fit_usl(n: Sequence[float], x: Sequence[float]) -> USLFit:
         d = 1 + sigma * (n - 1) + kappa * n * (n - 1)
         return np.column_stack([n / d, -lam * n * (n - 1) / d**2, -lam * n * n * (n - 1) / d**2])
 
-    damping = 1e-3
-    cost = float(residual(theta) @ residual(theta))
-    for _ in range(500):
-        r, j = residual(theta), jacobian(theta)
-        scale = np.maximum(np.sum(j * j, axis=0), 1e-300)
-        step = np.linalg.solve(j.T @ j + damping * np.diag(scale), -j.T @ r)
-        trial = theta + step
-        trial[1:] = np.maximum(trial[1:], 0.0)
-        trial_cost = float(residual(trial) @ residual(trial))
-        if trial_cost < cost:
-            converged = cost - trial_cost <= 1e-15 * max(cost, 1e-300)
-            theta, cost, damping = trial, trial_cost, damping / 3
-            if converged:
-                break
-        else:
-            damping *= 4
-            if damping > 1e12:
-                break
-    return USLFit(float(theta[0]), float(theta[1]), float(theta[2]))
+    best = None
+    # the linearised start, and the pure-contention and pure-coherency corners: keep the best
+    for guess in (start, np.array([lam, max(b, 0.0), 0.0]), np.array([lam, 0.0, max(a, 0.0)])):
+        fit = least_squares(residual, guess, jac=jacobian, bounds=([0.0, 0.0, 0.0], [np.inf, np.inf, np.inf]),
+                            method="trf", x_scale=scale, xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=5000)
+        if best is None or fit.cost < best.cost:
+            best = fit
+    theta = best.x
+    rss = float(2 * best.cost)
+    dof = n.size - 3
+    j = jacobian(theta)
+    if dof > 0:
+        covariance = np.linalg.pinv(j.T @ j) * (rss / dof)
+        se = np.sqrt(np.maximum(np.diag(covariance), 0.0))
+    else:
+        se = np.full(3, math.nan)
+    return USLFit(float(theta[0]), float(theta[1]), float(theta[2]), float(se[0]), float(se[1]), float(se[2]), rss)
+
+
+@dataclass(frozen=True)
+class KneeFit:
+    """The two-line bound X(N) = min(lambda N, ceiling): linear growth, then a hard ceiling."""
+
+    lam: float
+    ceiling: float
+    rss: float
+
+    @property
+    def knee(self) -> float:
+        """N where the two lines meet."""
+        return self.ceiling / self.lam
+
+    def __call__(self, n):
+        return np.minimum(self.lam * np.asarray(n, dtype=float), self.ceiling)
+
+
+def fit_knee(n: Sequence[float], x: Sequence[float]) -> KneeFit:
+    """Least-squares fit of min(lambda N, ceiling): the shape of a closed loop
+    whose bottleneck saturates at once (operational bounds), which the USL's
+    smooth curve cannot follow. For each split of the sorted points into a
+    linear head and a flat tail, lambda (through the origin) and the ceiling
+    (the tail's mean) are least-squares closed forms; the split whose min()
+    model has the smallest squared error wins (a tail-less split is a line)."""
+    n = np.asarray(n, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if n.size < 2 or n.size != x.size:
+        raise ValueError("fit_knee needs at least 2 points of (N, X), as many X as N")
+    order = np.argsort(n, kind="stable")
+    n, x = n[order], x[order]
+    best: KneeFit | None = None
+    for k in range(1, n.size + 1):
+        head_n, head_x, tail = n[:k], x[:k], x[k:]
+        lam = float(head_n @ head_x / (head_n @ head_n))
+        ceiling = float(tail.mean()) if tail.size else float(lam * n[-1])
+        model = np.minimum(lam * n, ceiling)
+        rss = float(((model - x) ** 2).sum())
+        if best is None or rss < best.rss:
+            best = KneeFit(lam, ceiling, rss)
+    return best
 
 
 # -- operational bounds ------------------------------------------------------------
@@ -296,11 +353,13 @@ def bounds(config: SimConfig | System, population_override: float | None = None)
 @dataclass(frozen=True)
 class MVAResult:
     """Throughput (per class), response time (per class, queueing stations only)
-    and mean queue length per station."""
+    and mean queue length per station; ``method`` says how: ``exact`` or
+    ``schweitzer`` (approximate)."""
 
     throughput: tuple[float, ...]
     response: tuple[float, ...]
     queue: dict[str, float]
+    method: str = "exact"
 
     @property
     def total_throughput(self) -> float:
@@ -355,6 +414,68 @@ def mva_multiclass(
                      {name: float(q) for name, q in zip(names, final)})
 
 
+# exact multi-class MVA keeps a queue length per station for every population
+# vector: prod(N_c + 1) x stations numbers, and as many steps. Past this many
+# cells mva_for switches to Bard-Schweitzer.
+EXACT_MVA_LIMIT = 2_000_000
+
+
+def exact_mva_cells(stations: int, populations: Sequence[int]) -> int:
+    """How many queue lengths exact multi-class MVA would store."""
+    return stations * math.prod(int(p) + 1 for p in populations)
+
+
+def mva_schweitzer(
+    demands: dict[str, Sequence[float]], delays: Sequence[float], populations: Sequence[int],
+    tolerance: float = 1e-10, max_iterations: int = 100_000,
+) -> MVAResult:
+    """Bard-Schweitzer approximate multi-class MVA: the same arguments and
+    meaning as :func:`mva_multiclass`, in time and memory that do not grow with
+    the populations.
+
+    Exact MVA needs the queue lengths at population N - e_c, one class-c
+    customer fewer. Schweitzer estimates them from those at N itself, by
+    assuming the removed customer takes away its class's share:
+    Q_k(N - e_c) = Q_k(N) - Q_kc(N) / N_c, and iterates
+    R_kc = D_kc (1 + Q_k(N - e_c)), X_c = N_c / (Z_c + sum_k R_kc), Q_kc = X_c R_kc
+    to a fixed point. It is exact for one customer in all, and tends to the
+    exact answer where the delay dominates or one station saturates (the two
+    asymptotes); it errs most near the knee, with a few customers per class.
+    Measured against the exact solution (tests/test_analytic.py): at most 6.7%
+    in total throughput over the closed loops :func:`mva_for` builds from 1-3
+    clients, windows 1-60, 1-2 partitions (worst: 1 client, window 5, a 400 us
+    partition 1 ms away, right at the knee), and at most 10% over 200 random
+    networks of 1-3 classes, 1-4 stations and up to 8 customers per class.
+    Linearizer would roughly halve that at three times the work.
+    """
+    names = list(demands)
+    d = np.array([list(demands[name]) for name in names], dtype=float).reshape(len(names), len(populations))
+    z = np.asarray(delays, dtype=float)
+    pops = np.array([int(p) for p in populations], dtype=float)
+    classes = pops.size
+    if np.any(pops < 0) or z.shape != (classes,):
+        raise ValueError("mva needs one delay and a non-negative population per class")
+    active = pops > 0
+    # start with each class spread evenly over the stations it visits
+    visits = (d > 0).sum(axis=0)
+    q = np.where(d > 0, pops / np.maximum(visits, 1), 0.0)
+    x = np.zeros(classes)
+    r = np.zeros_like(d)
+    for _ in range(max_iterations):
+        total = q.sum(axis=1, keepdims=True)
+        arriving = total - np.divide(q, pops, out=np.zeros_like(q), where=active)
+        r = d * (1 + arriving)
+        cycle = z + r.sum(axis=0)
+        x = np.divide(pops, cycle, out=np.zeros(classes), where=cycle > 0)
+        new = r * x
+        change = np.abs(new - q).max()
+        q = new
+        if change <= tolerance * max(1.0, pops.max()):
+            break
+    return MVAResult(tuple(map(float, x)), tuple(map(float, r.sum(axis=0))),
+                     {name: float(v) for name, v in zip(names, q.sum(axis=1))}, method="schweitzer")
+
+
 def _vectors(pops: tuple[int, ...], total: int):
     """Population vectors n <= pops (elementwise) with sum(n) = total."""
     if len(pops) == 1:
@@ -366,7 +487,7 @@ def _vectors(pops: tuple[int, ...], total: int):
             yield (first,) + rest
 
 
-def mva_for(config: SimConfig | System) -> MVAResult:
+def mva_for(config: SimConfig | System, method: str = "auto") -> MVAResult:
     """MVA of the closed loop the producers' windows make, one class per client.
 
     Each client's producers form a class of producers x window customers (1
@@ -374,7 +495,13 @@ def mva_for(config: SimConfig | System) -> MVAResult:
     share the uplink, the partitions (by their long-run share) and the
     downlink; propagation is the delay. The TCP window and the SDK limiter's
     poll are left out: the loop is what a fixed window makes.
+
+    ``method``: ``exact``, ``schweitzer`` or ``auto`` (exact while it stores at
+    most ``EXACT_MVA_LIMIT`` queue lengths, Schweitzer beyond: 4 clients with a
+    window of 500 would need 501^4 population vectors).
     """
+    if method not in ("auto", "exact", "schweitzer"):
+        raise ValueError(f"method = {method!r}: must be auto, exact or schweitzer")
     s = _system(config)
     cfg = s.config
     if s.flow not in ("sync", "window"):
@@ -389,4 +516,8 @@ def mva_for(config: SimConfig | System) -> MVAResult:
     for p, share in enumerate(s.partition_shares):
         demands[f"partition[{p + 1}]"] = [cfg.broker.service_time * share] * k
     demands["downlink"] = [s.downlink_time] * k
-    return mva_multiclass(demands, [cfg.link.rtt] * k, [per_class] * k)
+    populations = [per_class] * k
+    if method == "auto":
+        method = "exact" if exact_mva_cells(len(demands), populations) <= EXACT_MVA_LIMIT else "schweitzer"
+    solve = mva_multiclass if method == "exact" else mva_schweitzer
+    return solve(demands, [cfg.link.rtt] * k, populations)

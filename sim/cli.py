@@ -261,7 +261,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if "timeseries_csv" in outputs:
         result.timeseries.to_csv(outputs["timeseries_csv"], index=False)
     if args.json:
-        print(dumps(result.to_json(), indent=2))
+        print(dumps(result.to_dict(), indent=2))
     else:
         print(format_summary(result))
     return 0

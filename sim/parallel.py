@@ -107,16 +107,17 @@ def parallel_map(
 ) -> list[R]:
     """``[fn(x) for x in items]`` on ``workers`` processes (1 = in this process).
 
-    ``progress``: True shows a bar, False hides it, None shows it only where it can be seen.
+    ``progress``: True shows a bar, False hides it, None shows it only where it can be seen
+    (a terminal or Jupyter).
     ``on_result(i, result)`` is called in this process as each item finishes (in completion order),
     so a caller can store results as they come.
     """
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     items = list(items)
     workers = default_workers() if workers is None else workers
     workers = max(1, min(workers, len(items)))
-    bar = tqdm(total=len(items), desc=desc, disable=None if progress is None else not progress, leave=False)
+    bar = progress_bar(len(items), desc, progress)
     try:
         if workers == 1:
             results = []

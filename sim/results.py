@@ -8,11 +8,16 @@ builds a DataFrame.
 Latency is measured from produce() to the processed ack, over acked messages.
 Percentiles use the nearest-rank rule of benchmark tools: p99 is the smallest
 latency that at least 99% of acked messages do not exceed.
+
+Conventions of the tables: every time is in seconds and says so in its name
+(``t_created_s``, ``latency_s``); producers, clients and partitions are all
+numbered from 1, as the SDK numbers partitions (``producer.partition = 1``).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -23,7 +28,7 @@ from .config import InputError, SimConfig
 from .engine import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 from .limits import connection_occupancy, limited_by
 
-PERCENTILES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
+PERCENTILES = {"p50": 50.0, "p75": 75.0, "p95": 95.0, "p99": 99.0, "p999": 99.9, "p9999": 99.99}
 SATURATED = 0.9  # busy fraction from which a station counts as the bottleneck
 
 
@@ -38,7 +43,7 @@ def histogram_stats_ms(histogram) -> dict[str, float | None]:
 
 
 def latency_stats_ms(latency_s: np.ndarray) -> dict[str, float | None]:
-    """p50, p99, p99.9, max and mean in milliseconds (None when empty)."""
+    """p50, p75, p95, p99, p99.9, p99.99, max and mean in milliseconds (None when empty)."""
     if latency_s.size == 0:
         return {name: None for name in (*PERCENTILES, "max", "mean")}
     n = latency_s.size
@@ -51,12 +56,76 @@ def latency_stats_ms(latency_s: np.ndarray) -> dict[str, float | None]:
     return out
 
 
-@dataclass
+CLIENT_STATS = ("min", "avg", "max", "stddev")
+
+
+def client_rate_stats(acked_per_client: np.ndarray, makespan: float) -> dict[str, float] | None:
+    """Min, mean, max and (population) standard deviation of the clients' acked
+    messages per second, as ``nats bench`` prints them for its publishers."""
+    if not makespan > 0 or acked_per_client.size == 0:
+        return None
+    rates = acked_per_client / makespan
+    return {"min": float(rates.min()), "avg": float(rates.mean()), "max": float(rates.max()),
+            "stddev": float(rates.std())}
+
+
+@dataclass(repr=False)
 class Result:
-    """One simulated run of ``config``."""
+    """One simulated run of ``config``.
+
+    ``summary`` holds the headline numbers, ``messages`` and ``timeseries`` the
+    tables, ``to_dict()`` what ``sim simulate --json`` prints. ``wall_s`` is how
+    long the run took on this machine (None when not timed).
+    """
 
     config: SimConfig
     records: Records = field(repr=False)
+    wall_s: float | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary
+        rate = s["throughput_msgs_per_s"]
+        p99 = s["latency_ms"]["p99"]
+        return (f"<Result: {s['sent']:,} sent, {s['acked']:,} acked, {s['timed_out']:,} timed out; "
+                f"{'-' if rate is None else f'{rate:,.0f}'} msg/s, p99 {'-' if p99 is None else f'{p99:,.3f}'} ms; "
+                f"limited by {self.limit}>")
+
+    @property
+    def limit(self) -> str:
+        """What sets the pace, in words: the saturated station, or that none is."""
+        s = self.summary
+        if s["bottleneck"] is not None:
+            return f"{s['bottleneck'].replace('_', ' ')} ({s['utilisation'][s['bottleneck']]:.0%} busy)"
+        busiest = s["busiest_station"]
+        if busiest is None:
+            return "nothing (no work)"
+        return f"no saturated station (busiest: {busiest.replace('_', ' ')}, {s['utilisation'][busiest]:.0%})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary as a small table, and what limits the run."""
+        from html import escape
+
+        s = self.summary
+        lat = s["latency_ms"]
+
+        def num(value, fmt):
+            return "-" if value is None else format(value, fmt)
+
+        rows = [
+            ("sent", num(s["sent"], ",")),
+            ("acked", num(s["acked"], ",")),
+            ("timed out (ghosts)", f"{s['timed_out']:,} ({s['ghosts']:,})"),
+            ("in flight at the end", num(s["in_flight"], ",")),
+            ("makespan", f"{s['makespan_s']:,.3f} s"),
+            ("throughput", f"{num(s['throughput_msgs_per_s'], ',.0f')} msg/s, "
+                           f"{num(s['throughput_mb_per_s'], ',.3f')} MB/s"),
+            ("latency p50 / p99 / p99.9 / max",
+             " / ".join(num(lat[k], ",.3f") for k in ("p50", "p99", "p999", "max")) + " ms"),
+            ("limited by", self.limit),
+        ]
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:right'>{escape(v)}</td>"
+                       "</tr>" for k, v in rows)
+        return f"<table><caption style='text-align:left'>sim.Result</caption>{body}</table>"
 
     @property
     def summary_only(self) -> bool:
@@ -72,6 +141,7 @@ class Result:
                              "run it with run.records = full for them")
         created = np.frombuffer(r.created, dtype=np.float64) if len(r.created) else np.zeros(0)
         out = {
+            # 0-based inside the engine
             "producer": np.frombuffer(r.producer, dtype=np.int32) if len(r.producer) else np.zeros(0, np.int32),
             "partition": (np.frombuffer(r.partition, dtype=np.int32) + 1) if len(r.partition) else np.zeros(0, np.int32),
             "created": created,
@@ -119,6 +189,10 @@ class Result:
             "dropped": 0,
             "makespan_s": makespan,
             "throughput_msgs_per_s": (float(acked.sum()) / makespan) if makespan > 0 else None,
+            "throughput_mb_per_s": self._mb_per_s(int(acked.sum()), makespan),
+            "per_client_msgs_per_s": client_rate_stats(
+                np.bincount(a["producer"][acked] // self.config.producers_per_client,
+                            minlength=self.config.clients), makespan),
             "latency_ms": latency_stats_ms(latency),
         }
         if self.config.producer.rate is not None:
@@ -138,11 +212,17 @@ class Result:
             "dropped": 0,
             "makespan_s": makespan,
             "throughput_msgs_per_s": (tally.acked / makespan) if makespan > 0 else None,
+            "throughput_mb_per_s": self._mb_per_s(tally.acked, makespan),
+            "per_client_msgs_per_s": None,  # summary mode keeps no per-client counts
             "latency_ms": histogram_stats_ms(tally.latency),
         }
         if tally.from_intended is not None:
             out["latency_from_intended_ms"] = histogram_stats_ms(tally.from_intended)
         return self._with_stations(out)
+
+    def _mb_per_s(self, acked: int, makespan: float) -> float | None:
+        """Acked payload in MB (10^6 bytes) per second, as ``nats bench`` counts it."""
+        return acked * self.config.producer.payload_bytes / makespan / 1e6 if makespan > 0 else None
 
     def _with_stations(self, out: dict[str, Any]) -> dict[str, Any]:
         util = self.utilisation
@@ -173,7 +253,16 @@ class Result:
     # -- tables -------------------------------------------------------------------
     @cached_property
     def messages(self):
-        """One row per message created, in creation order."""
+        """One row per message created, in creation order.
+
+        ``producer``, ``client`` and ``partition`` count from 1; ``seq`` is the
+        message's number within its producer, from 0. Times are seconds from
+        the start of the run: ``t_intended_s`` (open loop: when it was due),
+        ``t_created_s`` (produce()), ``t_sent_s`` (its last byte left on the
+        uplink), ``t_stored_s`` (the partition appended it; NaN if never),
+        ``t_resolved_s`` (ack processed or timed out; NaN while in flight);
+        ``latency_s`` = t_resolved_s - t_created_s for acked messages.
+        """
         import pandas as pd
 
         a = self.arrays
@@ -182,15 +271,15 @@ class Result:
         acked = status == ACKED
         table = pd.DataFrame(
             {
-                "producer": producer,
-                "client": producer // self.config.producers_per_client,
+                "producer": producer + 1,
+                "client": producer // self.config.producers_per_client + 1,
                 "seq": pd.Series(producer).groupby(producer).cumcount().to_numpy(),
                 "partition": a["partition"],
-                "t_intended": a["intended"],
-                "t_created": a["created"],
-                "t_sent": a["sent"],
-                "t_stored": a["stored"],
-                "t_resolved": a["resolved"],
+                "t_intended_s": a["intended"],
+                "t_created_s": a["created"],
+                "t_sent_s": a["sent"],
+                "t_stored_s": a["stored"],
+                "t_resolved_s": a["resolved"],
                 "status": pd.Categorical.from_codes(status, categories=list(STATUS_NAMES)),
                 "ghost": (status == TIMED_OUT) & ~np.isnan(a["stored"]),
                 "latency_s": np.where(acked, a["resolved"] - a["created"], np.nan),
@@ -242,9 +331,16 @@ class Result:
             }
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The summary plus the resolved config it came from."""
-        return {**self.summary, "config": self.config.flat()}
+    def to_dict(self) -> dict[str, Any]:
+        """What ``sim simulate --json`` prints: the summary, the resolved config
+        it came from, the simulator's version and the wall time of the run.
+
+        ``wall_s`` is the only value that differs between two runs of the same
+        config and seed; everything else is the same to the byte.
+        """
+        from . import __version__
+
+        return {**self.summary, "config": self.config.flat(), "sim_version": __version__, "wall_s": self.wall_s}
 
 
 def _bin_counts(times: np.ndarray, width: float) -> np.ndarray:
@@ -265,6 +361,9 @@ def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:
         elif key == "utilisation":
             for name, v in value.items():
                 row[f"utilisation_{name}"] = v
+        elif key == "per_client_msgs_per_s":
+            for name in CLIENT_STATS:
+                row[f"per_client_{name}_msgs_per_s"] = None if value is None else value[name]
         else:
             row[key] = value
     return row
@@ -299,8 +398,12 @@ def run(config: SimConfig | None = None, engine: str = "fast", **overrides: Any)
     if engine == "simpy":
         from .simpy_model import run_simpy
 
-        return Result(config, run_simpy(config))
+        start = time.perf_counter()
+        records = run_simpy(config)
+        return Result(config, records, wall_s=time.perf_counter() - start)
     from .engine import run_records
     from .model.system import System
 
-    return Result(config, run_records(System(config)))
+    start = time.perf_counter()
+    records = run_records(System(config))
+    return Result(config, records, wall_s=time.perf_counter() - start)

@@ -399,9 +399,8 @@ def _execute_dask(jobs: list[dict], workers: int | None, scheduler: str | None, 
     except ImportError:
         _restore_interrupts(masked)
         raise InputError("backend = dask needs dask[distributed]: pip install 'sim[dask]'") from None
-    from tqdm.auto import tqdm
-
     from .parallel import default_workers
+    from .progress import progress_bar
 
     with tempfile.TemporaryDirectory(prefix="sim-dask-") as scratch:
         if scheduler:
@@ -426,8 +425,7 @@ def _execute_dask(jobs: list[dict], workers: int | None, scheduler: str | None, 
             futures = client.map(simulate, jobs, pure=False)
             index = {future.key: i for i, future in enumerate(futures)}
             results: list[Any] = [None] * len(futures)
-            bar = tqdm(total=len(futures), desc="sweep", disable=None if progress is None else not progress,
-                       leave=False)
+            bar = progress_bar(len(futures), "sweep", progress)
             for future in as_completed(futures):
                 i = index[future.key]
                 results[i] = future.result()

@@ -65,8 +65,8 @@ def test_flow_control_is_respected(seed):
     table = run(config).messages
     p = config.producer
     for _, group in table.groupby("producer"):
-        created = group["t_created"].to_numpy()
-        resolved = group["t_resolved"].to_numpy()
+        created = group["t_created_s"].to_numpy()
+        resolved = group["t_resolved_s"].to_numpy()
         assert np.all(np.diff(created) >= 0)
         done = np.sort(resolved[~np.isnan(resolved)])
         in_flight = np.arange(1, len(created) + 1) - np.searchsorted(done, created, side="right")
@@ -78,7 +78,7 @@ def test_flow_control_is_respected(seed):
             assert in_flight.max() <= p.concurrent_task_limit
     # each client's CPU finishes produce() calls in the order they were made
     for _, group in table.groupby("client"):
-        sent = group["t_sent"].to_numpy()
+        sent = group["t_sent_s"].to_numpy()
         sent = sent[~np.isnan(sent)]
         assert np.all(np.diff(sent) >= 0)
 

@@ -31,7 +31,7 @@ def run(config):
 def test_sync_batch_takes_n_round_trips(n, rtt):
     result = run(pure_network(producer__messages=n, link__rtt=rtt))
     assert result.summary["makespan_s"] == pytest.approx(n * rtt, rel=1e-12)
-    acked_at = result.messages["t_resolved"].to_numpy()
+    acked_at = result.messages["t_resolved_s"].to_numpy()
     np.testing.assert_allclose(acked_at, rtt * np.arange(1, n + 1), rtol=1e-12)
     assert result.summary["acked"] == n
 
@@ -42,7 +42,7 @@ def test_window_takes_ceil_n_over_c_round_trips(n, c):
     result = run(pure_network(producer__mode="nonblocking", producer__window=c, producer__messages=n, link__rtt=rtt))
     assert result.summary["makespan_s"] == pytest.approx(math.ceil(n / c) * rtt, rel=1e-12)
     # message i leaves in round i // c
-    acked_at = result.messages["t_resolved"].to_numpy()
+    acked_at = result.messages["t_resolved_s"].to_numpy()
     np.testing.assert_allclose(acked_at, rtt * (np.arange(n) // c + 1), rtol=1e-12)
 
 
@@ -91,7 +91,7 @@ def test_ack_exactly_at_the_deadline_is_a_timeout_and_the_message_a_ghost():
     s = result.summary
     assert (s["acked"], s["timed_out"], s["ghosts"], s["stored"]) == (0, n, n, n)
     # each timeout frees the sync producer, so message i starts at i * ack_wait
-    np.testing.assert_allclose(result.messages["t_created"], rtt * np.arange(n), rtol=1e-12)
+    np.testing.assert_allclose(result.messages["t_created_s"], rtt * np.arange(n), rtol=1e-12)
 
 
 def test_sync_timeouts_make_ghosts_when_ack_wait_is_shorter_than_the_round_trip():
@@ -100,7 +100,7 @@ def test_sync_timeouts_make_ghosts_when_ack_wait_is_shorter_than_the_round_trip(
     assert result.summary["timed_out"] == n
     assert result.summary["ghosts"] == n
     assert result.summary["makespan_s"] == pytest.approx(n * ack_wait, rel=1e-12)
-    np.testing.assert_allclose(result.messages["t_stored"], ack_wait * np.arange(n) + rtt / 2, rtol=1e-12)
+    np.testing.assert_allclose(result.messages["t_stored_s"], ack_wait * np.arange(n) + rtt / 2, rtol=1e-12)
 
 
 @pytest.mark.parametrize("limit", [10, 50, 250, 1000])
@@ -147,12 +147,12 @@ def test_event_driven_limiter_resumes_when_half_the_tasks_are_done():
         link__rtt=rtt,
     )
     result = run(cfg)
-    created = result.messages["t_created"].to_numpy()
+    created = result.messages["t_created_s"].to_numpy()
     np.testing.assert_allclose(created[:limit], cpu * np.arange(limit), rtol=1e-12)
     # L in flight after the 40th send; the 20th ack (sent at 20 ms) brings it to L/2
     assert created[limit] == pytest.approx(limit // 2 * cpu + rtt, rel=1e-12)
     # never more than L in flight
-    resolved = np.sort(result.messages["t_resolved"].to_numpy())
+    resolved = np.sort(result.messages["t_resolved_s"].to_numpy())
     in_flight_at_creation = np.arange(n) + 1 - np.searchsorted(resolved, created, side="right")
     assert in_flight_at_creation.max() == limit
     # each cycle sends L/2 .. L messages per round trip plus the sends themselves
@@ -225,7 +225,7 @@ def test_open_loop_constant_rate_below_capacity_has_constant_latency():
         link__rtt=rtt,
     )
     result = run(cfg)
-    np.testing.assert_allclose(result.messages["t_created"], np.arange(1, n + 1) / rate, rtol=1e-9)
+    np.testing.assert_allclose(result.messages["t_created_s"], np.arange(1, n + 1) / rate, rtol=1e-9)
     assert result.summary["makespan_s"] == pytest.approx(n / rate + rtt, rel=1e-9)
     assert result.summary["latency_ms"]["max"] == pytest.approx(rtt * 1e3, rel=1e-9)
 
