@@ -107,7 +107,8 @@ def legend_outside(ax, **kwargs):
 
 def legend_below(ax, ncols: int = 2, **kwargs):
     """A legend under ``ax`` (below its x label), where it cannot cover data."""
-    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), borderaxespad=0.0, ncols=ncols, **kwargs)
+    # a pad of 3.5 font sizes below the axes clears the tick labels and the x label
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), borderaxespad=3.5, ncols=ncols, **kwargs)
 
 
 # -- helpers for notebooks ------------------------------------------------------------

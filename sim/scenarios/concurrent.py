@@ -56,16 +56,16 @@ def finish(table):
 
 
 def plot(table):
-    from ..plotting import COLORS, figure, style_axes
+    from ..plotting import COLORS, figure, legend_below, style_axes
 
     table = table.sort_values("window")
-    fig, (left, right) = figure(1, 2, width=10, height=4.0)
+    fig, (left, right) = figure(1, 2, width=10, height=5.0)
     left.plot(table["window"], table["theory_makespan_s"], "-", color=COLORS[5],
               label="max(ceil(N / C) x round trip, N / ceiling + round trip)")
     left.plot(table["window"], table["makespan_s"], "o", color=COLORS[0], label="simulated")
     style_axes(left, "messages in flight (C)", "time to send N messages (s)",
                f"N = {int(table['messages'].iloc[0]):,} messages", logx=True, logy=True)
-    left.legend()
+    legend_below(left, ncols=1)
     right.plot(table["window"], table["window_over_rtt_msgs_per_s"], ":", color=COLORS[5], label="C / round trip")
     right.plot(table["window"], table["theory_msgs_per_s"], "-", color=COLORS[5], label="N / theory time")
     for i, name in enumerate(CEILINGS):
@@ -76,5 +76,5 @@ def plot(table):
     style_axes(right, "messages in flight (C)", "throughput (msg/s)", "Linear in C, then capped",
                logx=True, logy=True)
     right.set_ylim(top=table[[f"ceiling_{n}_msgs_per_s" for n in CEILINGS]].iloc[0].max() * 3)
-    right.legend(loc="lower right")
+    legend_below(right, ncols=2)
     return fig

@@ -31,6 +31,7 @@ PATHS = {
     "near": {"link.rtt": "33ms", "link.bandwidth": "20Mbit/s"},
     "far": {"link.rtt": "300ms", "link.loss": 0.02, "link.bandwidth": "20Mbit/s"},
 }
+PATH_LABELS = {"near": "near (RTT 33 ms)", "far": "far (RTT 300 ms, 2% loss)"}
 BASE = {"producer.mode": "nonblocking", "producer.payload_bytes": 512, "producer.messages": MESSAGES}
 
 
@@ -78,14 +79,15 @@ def finish(table):
 
 
 def plot(table):
-    from ..plotting import COLORS, figure, style_axes
+    from ..plotting import COLORS, figure, legend_outside, style_axes
 
-    fig, axes = figure(2, 2, width=10, height=7.0)
+    fig, axes = figure(2, 2, width=13, height=7.0)
     (delivered, timeouts), (latency, poll) = axes
     limits = table[table["panel"] == "limit"]
     for i, (path, rows) in enumerate(limits.groupby("path", sort=False)):
         x = range(len(rows))
         labels = list(rows["limit_label"])
+        path = PATH_LABELS.get(path, path)
         delivered.plot(x, rows["delivered_fraction"] * 100, "o-", color=COLORS[i], label=path)
         timeouts.plot(x, rows["timed_out"], "o-", color=COLORS[i], label=f"{path}: timed out")
         timeouts.plot(x, rows["ghosts"], "x:", color=COLORS[i], label=f"{path}: ghosts (stored anyway)")
@@ -97,11 +99,12 @@ def plot(table):
     style_axes(timeouts, "concurrent_task_limit", "messages", "Timeouts and ghosts")
     style_axes(latency, "concurrent_task_limit", "latency (s)", "p99 latency of acked messages", logy=True)
     for ax in (delivered, timeouts, latency):
-        ax.legend(fontsize=7)
+        legend_outside(ax, fontsize=7)
 
     polls = table[table["panel"] == "poll"].sort_values("limit")
     for i, (poll_ms, rows) in enumerate(polls.groupby("poll_ms", sort=True)):
         label = "event-driven limiter" if poll_ms == 0 else f"SDK limiter, {poll_ms:g} ms poll"
+        label += ", RTT 33 ms"
         poll.plot(rows["limit"], rows["throughput_msgs_per_s"], "o-", color=COLORS[2 + i], label=label)
     theory = polls[polls["poll_ms"] > 0]
     poll.plot(theory["limit"], theory["theory_poll_msgs_per_s"], "k--", lw=1, label="L / (poll + L x CPU)")
@@ -109,5 +112,5 @@ def plot(table):
                  label="client CPU ceiling")
     style_axes(poll, "concurrent_task_limit (L)", "throughput (msg/s)", "What the 100 ms poll costs",
                logx=True, logy=True)
-    poll.legend(fontsize=7)
+    legend_outside(poll, fontsize=7)
     return fig

@@ -56,9 +56,9 @@ def finish(table):
 
 
 def plot(table):
-    from ..plotting import COLORS, figure, style_axes
+    from ..plotting import COLORS, figure, legend_outside, style_axes
 
-    fig, ax = figure(width=6.5, height=4.0)
+    fig, ax = figure(width=8.5, height=4.0)
     for i, rtt in enumerate(sorted(table["rtt_ms"].unique())):
         for calibration, marker, line in (("pure network", "o", "-"), ("with costs", "s", "--")):
             rows = table[(table["rtt_ms"] == rtt) & (table["calibration"] == calibration)].sort_values("messages")
@@ -70,5 +70,5 @@ def plot(table):
                     fillstyle="none" if calibration == "with costs" else "full")
     style_axes(ax, "messages produced synchronously (N)", "total time (s)",
                "Sync produce(): N messages take N round trips (lines: N x round trip)", logx=True, logy=True)
-    ax.legend(loc="upper left")
+    legend_outside(ax)
     return fig
