@@ -9,7 +9,7 @@ Names are imported on first use, so ``sim --help`` does not load numpy.
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place the version is written (pyproject.toml reads it)
 
 _EXPORTS = {
     "ConfigError": "sim.errors",

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="on an internal error, print the traceback too (also SIM_DEBUG=1; allowed anywhere)")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"sim {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 

@@ -46,3 +46,65 @@ def test_utilisation_names_the_partition_when_it_is_the_bottleneck():
     s = run(cfg).summary
     assert s["bottleneck"] == "partition"
     assert s["throughput_msgs_per_s"] == pytest.approx(1 / 100e-6, rel=0.02)
+
+
+def test_nearest_rank_percentiles_include_the_nats_bench_ones():
+    latency = np.arange(1, 10_001) / 1000.0  # 1 ms .. 10,000 ms
+    stats = latency_stats_ms(latency)
+    assert (stats["p75"], stats["p95"], stats["p9999"]) == pytest.approx((7500.0, 9500.0, 9999.0))
+
+
+def test_tables_count_producers_clients_and_partitions_from_one():
+    cfg = build_config({"clients": 2, "producers_per_client": 2, "broker.partitions": 3, "producer.messages": 6,
+                        "link.rtt": "1ms"})
+    table = run(cfg).messages
+    assert sorted(table["producer"].unique()) == [1, 2, 3, 4]
+    assert sorted(table["client"].unique()) == [1, 2]
+    assert sorted(table["partition"].unique()) == [1, 2, 3]
+    # producers 1 and 2 belong to client 1, 3 and 4 to client 2
+    assert (table["client"] == (table["producer"] - 1) // 2 + 1).all()
+    assert [c for c in table.columns if c.startswith("t_")] == [
+        "t_intended_s", "t_created_s", "t_sent_s", "t_stored_s", "t_resolved_s"]
+
+
+def test_per_client_rates_and_megabytes_per_second():
+    """Poisson arrivals give each client its own count in 1 s; min, avg, max and
+    stddev (population, as nats bench) must come out of those counts exactly."""
+    cfg = build_config({"clients": 4, "producer.rate": 400, "producer.messages": None, "run.duration": "1s",
+                        "producer.mode": "nonblocking", "link.rtt": "2ms", "producer.payload_bytes": 1000})
+    result = run(cfg)
+    s = result.summary
+    acked = result.messages.groupby("client")["status"].apply(lambda x: (x == "acked").sum()).to_numpy()
+    rates = acked / s["makespan_s"]
+    assert len(set(acked)) > 1
+    assert s["per_client_msgs_per_s"] == pytest.approx(
+        {"min": rates.min(), "avg": rates.mean(), "max": rates.max(), "stddev": rates.std()})
+    assert s["throughput_mb_per_s"] == pytest.approx(s["acked"] * 1000 / s["makespan_s"] / 1e6)
+    summary_mode = run(cfg.replace({"run.records": "summary"})).summary
+    assert summary_mode["per_client_msgs_per_s"] is None
+    assert summary_mode["throughput_mb_per_s"] == pytest.approx(s["throughput_mb_per_s"])
+
+
+def test_short_repr_and_html_view():
+    result = run(build_config({"producer.mode": "nonblocking", "producer.messages": 20_000}))
+    text = repr(result)
+    assert text.startswith("<Result: 20,000 sent, 20,000 acked, 0 timed out;") and text.endswith(">")
+    assert "client cpu" in text and len(text) < 200 and "\n" not in text
+    html = result._repr_html_()
+    assert html.startswith("<table>") and html.endswith("</table>")
+    assert "20,000" in html and "limited by" in html and "client cpu" in html
+    assert f"{result.summary['throughput_msgs_per_s']:,.0f} msg/s" in html
+
+
+def test_to_dict_is_the_json_and_carries_version_and_wall_time():
+    import json
+
+    import sim
+
+    result = run(build_config({"producer.messages": 50, "link.rtt": "1ms"}))
+    out = result.to_dict()
+    assert out["sim_version"] == sim.__version__ and out["wall_s"] > 0
+    assert out["config"]["link.rtt"] == 0.001
+    assert {k: v for k, v in out.items() if k not in ("config", "sim_version", "wall_s")} == result.summary
+    json.dumps(out, allow_nan=False)
+    assert not hasattr(result, "to_json")
