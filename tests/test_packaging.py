@@ -73,3 +73,37 @@ def test_sdist_runs_its_tests(sdist):
     where = subprocess.run([sys.executable, "-c", "import sim; print(sim.__file__)"], cwd=sdist, capture_output=True,
                            text=True, env=env)
     assert Path(where.stdout.strip()).resolve().is_relative_to(sdist.resolve())
+
+
+def test_lowest_constraints_are_the_floors_of_pyproject():
+    import re
+    import tomllib
+
+    floors = {}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, floor = re.match(r"([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)", requirement).groups()
+        floors[name.lower()] = floor
+    pins = {}
+    for line in (ROOT / "constraints-lowest.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, pin = line.split("==")
+            pins[name.lower()] = pin
+
+    def padded(v):
+        parts = [int(p) for p in v.split(".")]
+        return parts + [0] * (3 - len(parts))
+
+    assert set(pins) == set(floors)
+    for name, floor in floors.items():
+        assert padded(pins[name]) == padded(floor), (name, pins[name], floor)
+
+
+def test_constraints_pin_every_runtime_dependency():
+    import tomllib
+
+    names = {line.split("==")[0].strip().lower().replace("_", "-")
+             for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line.split("#")[0]}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name = requirement.split(">")[0].split("<")[0].split("=")[0].strip().lower()
+        assert name in names, name
