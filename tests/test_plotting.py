@@ -66,3 +66,16 @@ def test_helpers_default_to_pyplots_current_axes(result):
         assert ax is plt.gca() or ax.figure is plt.gcf()
     finally:
         plt.close("all")
+
+
+def test_a_million_latencies_are_thinned_but_keep_the_named_percentiles():
+    from sim.results import latency_stats_ms
+
+    latency = np.random.default_rng(1).exponential(0.01, 1_000_000)
+    line = plot_latency_percentiles(latency, ax=Figure().subplots()).get_lines()[0]
+    x, y = line.get_xdata(), line.get_ydata()
+    assert 1000 < x.size <= 5000
+    stats = latency_stats_ms(latency)
+    for name, q in (("p99", 0.99), ("p999", 0.999), ("p9999", 0.9999)):
+        i = np.argmin(np.abs(x - 1 / (1 - q)))
+        assert x[i] == pytest.approx(1 / (1 - q)) and y[i] == pytest.approx(stats[name]), name
