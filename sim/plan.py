@@ -383,9 +383,8 @@ def _largest(request: Request) -> Candidate:
 
 def plan(request: Request, workers: int | None = None, progress: bool | None = None) -> Plan:
     """Search from one client up; stop at the first candidate that holds (see the module)."""
-    from tqdm.auto import tqdm
-
     from .parallel import default_workers
+    from .progress import progress_bar
 
     sizes = range(1, min(request.max_clients, request.max_producers) + 1)
     per_size = sum(1 for k in sizes for p in PRODUCERS_PER_CLIENT if k * p <= request.max_producers)
@@ -396,8 +395,7 @@ def plan(request: Request, workers: int | None = None, progress: bool | None = N
     if largest.pruned is not None:
         # every smaller system loads each station at least as much: nothing to simulate
         return _infeasible(request, [largest], combinations, largest)
-    bar = tqdm(total=combinations, desc="plan", unit="system", disable=None if progress is None else not progress,
-               leave=False)
+    bar = progress_bar(combinations, "plan", progress, unit="system")
     pool = None
     try:
         if workers > 1:

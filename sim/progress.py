@@ -32,8 +32,9 @@ def _widgets_available() -> bool:
     return True
 
 
-def progress_bar(total: int, desc: str = "", progress: bool | None = None):
-    """A tqdm bar over ``total`` steps (see the module docstring for ``progress``)."""
+def progress_bar(total: int | None = None, desc: str = "", progress: bool | None = None, **kwargs):
+    """A tqdm bar over ``total`` steps (see the module docstring for ``progress``);
+    other keywords (``iterable``, ``unit`` ...) go to tqdm."""
     jupyter = in_jupyter()
     if progress is None:
         stream = sys.stderr
@@ -44,4 +45,5 @@ def progress_bar(total: int, desc: str = "", progress: bool | None = None):
         from tqdm.auto import tqdm
     else:
         from tqdm.std import tqdm
-    return tqdm(total=total, desc=desc, disable=not show, leave=False)
+    kwargs.setdefault("leave", False)
+    return tqdm(total=total, desc=desc, disable=not show, **kwargs)

@@ -220,17 +220,17 @@ def test_max_rate_does_not_flip_on_poisson_noise():
 
 
 def test_one_progress_bar_covers_the_whole_search(monkeypatch):
-    import tqdm.auto
+    import tqdm.std  # sim.progress's bar outside Jupyter
 
     bars = []
-    real = tqdm.auto.tqdm
+    real = tqdm.std.tqdm
 
     class Counting(real):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             bars.append(self)
 
-    monkeypatch.setattr(tqdm.auto, "tqdm", Counting)
+    monkeypatch.setattr(tqdm.std, "tqdm", Counting)
     result = plan(Request(rate=20_000, overrides={"link.rtt": "80ms"}), workers=1, progress=True)
     assert result.feasible
     assert len(bars) == 1 and bars[0].total == result.combinations

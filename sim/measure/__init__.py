@@ -23,14 +23,14 @@ def measure(points, repeats: int = 1, progress: bool | None = None, on_row=None,
     ``session_options`` go to :class:`~sim.measure.session.Session`.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
+    from ..progress import progress_bar
     from .session import Session
 
     rows = []
     with Session(**session_options) as session:
         jobs = [(i, point, r) for r in range(repeats) for i, point in enumerate(points)]
-        bar = tqdm(jobs, desc="measure", disable=None if progress is None else not progress, leave=False)
+        bar = progress_bar(len(jobs), "measure", progress, iterable=jobs)
         for index, point, repeat in bar:
             bar.set_postfix_str(point.label())
             row = {**session.measure(point, repeat), "point": index}
