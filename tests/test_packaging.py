@@ -47,7 +47,7 @@ def sdist(tmp_path_factory) -> Path:
 
 
 def test_sdist_carries_the_suite_and_what_it_reads(sdist):
-    for path in ("tests/helpers.py", "tests/systems.py", "tests/reference_model.py", "tests/_backend/test_backend.py",
+    for path in ("tests/helpers.py", "tests/systems.py", "tests/_backend/test_backend.py",
                  "notebooks/01-round-trips.ipynb", "figures/partitions.csv", "figures/partitions.png",
                  "constraints.txt", "constraints-lowest.txt", "Makefile", "sim/examples/limit-sweep.toml"):
         assert (sdist / path).is_file(), path
