@@ -34,6 +34,7 @@ import itertools
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -269,9 +270,11 @@ class Cache:
             pass
 
     def entries(self) -> list[Path]:
+        """The files (or damaged entries) this cache holds: ``XX/<sha256>.json`` under the directory."""
         if self.directory is None or not self.directory.is_dir():
             return []
-        return sorted(self.directory.glob("??/*.json"))
+        return sorted(p for p in self.directory.glob("??/*.json") if _ENTRY.fullmatch(p.name)
+                      and p.parent.name == p.name[:2])
 
     def size(self) -> tuple[int, int]:
         """(runs, bytes) held."""
@@ -279,18 +282,27 @@ class Cache:
         return len(files), sum(f.stat().st_size for f in files if f.is_file())
 
     def clear(self) -> int:
-        """Delete every cached run (and stray temporary files); return how many runs there were."""
-        runs = len(self.entries())
+        """Delete every cached run (and its stray temporary files); return how many runs there were.
+
+        Only what the cache itself wrote is touched, so pointing it at the wrong directory deletes nothing else.
+        """
+        entries = self.entries()
+        for entry in entries:
+            self._drop(entry)
         if self.directory is not None and self.directory.is_dir():
             for sub in self.directory.glob("??"):
-                if sub.is_dir():
-                    for item in sub.iterdir():
-                        self._drop(item)
+                if sub.is_dir() and _HEX2.fullmatch(sub.name):
+                    for stray in sub.glob("tmp*.tmp"):
+                        self._drop(stray)
                     try:
-                        sub.rmdir()
+                        sub.rmdir()  # only when empty
                     except OSError:
                         pass
-        return runs
+        return len(entries)
+
+
+_ENTRY = re.compile(r"[0-9a-f]{64}\.json")
+_HEX2 = re.compile(r"[0-9a-f]{2}")
 
 
 def _jsonable(value: Any) -> Any:
@@ -478,8 +490,6 @@ def _connect(scheduler: str):
     import logging
 
     from dask.distributed import Client
-
-    import re
 
     if not re.fullmatch(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}", scheduler):
         raise InputError(f"--scheduler = {scheduler}: expected a scheduler address such as tcp://10.0.0.5:8786")

@@ -352,3 +352,19 @@ def test_dask_workers_die_with_their_parent(tmp_path):
         wait_for(lambda: not alive(workers), 30, f"Dask workers {sorted(alive(workers))} to end after their parent")
     finally:
         kill_all(proc, alive(workers))
+
+
+def test_cache_clear_touches_only_its_own_files(tmp_path, capsys):
+    from sim.cli import main
+
+    home = tmp_path / "home"
+    (home / "go").mkdir(parents=True)
+    (home / "go" / "main.go").write_text("package main\n")
+    (home / "ab").mkdir()
+    (home / "ab" / "notes.json").write_text("{}")
+    (home / "x.json").write_text("{}")
+    run_sweep(SMALL, workers=1, cache=home, progress=False)
+    assert main(["cache", "clear", "--cache-dir", str(home)]) == 0
+    assert "removed 6 runs" in capsys.readouterr().out
+    left = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    assert left == ["ab", "ab/notes.json", "go", "go/main.go", "x.json"]
