@@ -39,6 +39,9 @@ def test_notebook_shows_its_figures(path):
     assert not [t for t in texts if t.startswith("<Figure size")], path.name
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     assert "Warning" not in stderr and "Error" not in stderr, stderr
+    if path.stem == "04-what-if":  # its grid runs through parallel_map: the bar must show in Jupyter
+        widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert widgets or "100%" in stderr, "no progress bar in the notebook"
 
 
 def test_importing_sim_leaves_the_backend_alone():
