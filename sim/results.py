@@ -92,18 +92,14 @@ class Result:
 
     @property
     def limit(self) -> str:
-        """What sets the pace, in words: the saturated station, or that none is."""
-        s = self.summary
-        if s["bottleneck"] is not None:
-            return f"{s['bottleneck'].replace('_', ' ')} ({s['utilisation'][s['bottleneck']]:.0%} busy)"
-        busiest = s["busiest_station"]
-        if busiest is None:
-            return "nothing (no work)"
-        return f"no saturated station (busiest: {busiest.replace('_', ' ')}, {s['utilisation'][busiest]:.0%})"
+        """What sets the pace, in one word: the summary's ``limited_by``."""
+        return str(self.summary.get("limited_by"))
 
     def _repr_html_(self) -> str:
         """Jupyter's view: the summary as a small table, and what limits the run."""
         from html import escape
+
+        from .report import explain
 
         s = self.summary
         lat = s["latency_ms"]
@@ -121,9 +117,9 @@ class Result:
                            f"{num(s['throughput_mb_per_s'], ',.3f')} MB/s"),
             ("latency p50 / p99 / p99.9 / max",
              " / ".join(num(lat[k], ",.3f") for k in ("p50", "p99", "p999", "max")) + " ms"),
-            ("limited by", self.limit),
+            ("what limits it", explain(self)),
         ]
-        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:right'>{escape(v)}</td>"
+        body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(v)}</td>"
                        "</tr>" for k, v in rows)
         return f"<table><caption style='text-align:left'>sim.Result</caption>{body}</table>"
 

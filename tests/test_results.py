@@ -89,10 +89,13 @@ def test_short_repr_and_html_view():
     result = run(build_config({"producer.mode": "nonblocking", "producer.messages": 20_000}))
     text = repr(result)
     assert text.startswith("<Result: 20,000 sent, 20,000 acked, 0 timed out;") and text.endswith(">")
-    assert "client cpu" in text and len(text) < 200 and "\n" not in text
+    assert text.endswith("limited by client_cpu>") and len(text) < 200 and "\n" not in text
     html = result._repr_html_()
     assert html.startswith("<table>") and html.endswith("</table>")
-    assert "20,000" in html and "limited by" in html and "client cpu" in html
+    # the same sentence as the text summary's "why" line
+    from sim.report import explain
+
+    assert "20,000" in html and "what limits it" in html and explain(result) in html
     assert f"{result.summary['throughput_msgs_per_s']:,.0f} msg/s" in html
 
 
