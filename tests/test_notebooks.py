@@ -39,6 +39,9 @@ def test_notebook_shows_its_figures(path):
     assert not [t for t in texts if t.startswith("<Figure size")], path.name
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     assert "Warning" not in stderr and "Error" not in stderr, stderr
+    if path.stem == "01-round-trips":  # a Result shows as its HTML table, not a dump of its config
+        html = ["".join(o["data"]["text/html"]) for o in outputs if "text/html" in o.get("data", {})]
+        assert any("sim.Result" in h and "what limits it" in h for h in html), "no Result table"
     if path.stem == "04-what-if":  # its grid runs through parallel_map: the bar must show in Jupyter
         widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
         assert widgets or "100%" in stderr, "no progress bar in the notebook"
