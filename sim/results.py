@@ -153,50 +153,32 @@ class Result:
 
     # -- summary ----------------------------------------------------------------
     @cached_property
+    def tally(self):
+        """The run's counts, acks per client, latency histograms and per-bin counts: kept
+        by the engine in summary mode, made from the records with full records. Summary
+        and time series come from it in both modes."""
+        if self.summary_only:
+            return self.records.tally
+        from .model.records import Tally
+
+        cfg = self.config
+        tally = Tally(cfg.producer.rate is not None, cfg.run.bin, cfg.clients, cfg.producers_per_client)
+        tally.add(self.arrays)  # (stores after the run are NaN in the arrays already)
+        return tally
+
+    @cached_property
     def makespan_s(self) -> float:
         """From time 0 to the last resolution, or to run.duration if that came first."""
         if self.records.cut:
             return float(self.config.run.duration)
-        if self.summary_only:
-            last = self.records.tally.last_resolution
-            return 0.0 if math.isnan(last) else last
-        resolved = self.arrays["resolved"]
-        return float(np.nanmax(resolved)) if resolved.size and not np.isnan(resolved).all() else 0.0
+        last = self.tally.last_resolution
+        return 0.0 if math.isnan(last) else last
 
     @cached_property
     def summary(self) -> dict[str, Any]:
-        """The run's headline numbers (the keys of ``sim simulate --json``)."""
-        if self.summary_only:
-            return self._summary_from_tally()
-        a = self.arrays
-        status = a["status"]
-        acked = status == ACKED
-        timed_out = status == TIMED_OUT
-        stored = ~np.isnan(a["stored"])
-        makespan = self.makespan_s
-        latency = (a["resolved"] - a["created"])[acked]
-        out: dict[str, Any] = {
-            "sent": int(status.size),
-            "acked": int(acked.sum()),
-            "timed_out": int(timed_out.sum()),
-            "ghosts": int((timed_out & stored).sum()),
-            "stored": int(stored.sum()),
-            "in_flight": int((status == IN_FLIGHT).sum()),
-            "dropped": 0,
-            "makespan_s": makespan,
-            "throughput_msgs_per_s": (float(acked.sum()) / makespan) if makespan > 0 else None,
-            "throughput_mb_per_s": self._mb_per_s(int(acked.sum()), makespan),
-            "per_client_msgs_per_s": client_rate_stats(
-                np.bincount(a["producer"][acked] // self.config.producers_per_client,
-                            minlength=self.config.clients), makespan),
-            "latency_ms": latency_stats_ms(latency),
-        }
-        if self.config.producer.rate is not None:
-            out["latency_from_intended_ms"] = latency_stats_ms((a["resolved"] - a["intended"])[acked])
-        return self._with_stations(out)
-
-    def _summary_from_tally(self) -> dict[str, Any]:
-        tally = self.records.tally
+        """The run's headline numbers (the keys of ``sim simulate --json``). Latency
+        percentiles are exact with full records, from the histograms in summary mode."""
+        tally = self.tally
         makespan = self.makespan_s
         out: dict[str, Any] = {
             "sent": tally.sent,
@@ -209,11 +191,18 @@ class Result:
             "makespan_s": makespan,
             "throughput_msgs_per_s": (tally.acked / makespan) if makespan > 0 else None,
             "throughput_mb_per_s": self._mb_per_s(tally.acked, makespan),
-            "per_client_msgs_per_s": None,  # summary mode keeps no per-client counts
-            "latency_ms": histogram_stats_ms(tally.latency),
+            "per_client_msgs_per_s": client_rate_stats(tally.acked_by_client, makespan),
         }
-        if tally.from_intended is not None:
-            out["latency_from_intended_ms"] = histogram_stats_ms(tally.from_intended)
+        if self.summary_only:
+            out["latency_ms"] = histogram_stats_ms(tally.latency)
+            if tally.from_intended is not None:
+                out["latency_from_intended_ms"] = histogram_stats_ms(tally.from_intended)
+        else:
+            a = self.arrays
+            acked = a["status"] == ACKED
+            out["latency_ms"] = latency_stats_ms((a["resolved"] - a["created"])[acked])
+            if self.config.producer.rate is not None:
+                out["latency_from_intended_ms"] = latency_stats_ms((a["resolved"] - a["intended"])[acked])
         return self._with_stations(out)
 
     def _mb_per_s(self, acked: int, makespan: float) -> float | None:
@@ -240,7 +229,7 @@ class Result:
         if not span > 0:
             return {}
         util = {name: min(1.0, max(busy) / span) for name, busy in self.records.busy.items()}
-        carried = self.records.tally.stored if self.summary_only else int((~np.isnan(self.arrays["stored"])).sum())
+        carried = self.tally.stored
         connection = connection_occupancy(self.config, carried, span)
         if connection is not None:
             util["connection"] = connection
@@ -294,14 +283,7 @@ class Result:
         """
         import pandas as pd
 
-        if self.summary_only:
-            counts = self.records.tally.bins
-        else:
-            a = self.arrays
-            status, resolved = a["status"], a["resolved"]
-            counts = {name: _bin_counts(times, self.config.run.bin)
-                      for name, times in (("sent", a["created"]), ("acked", resolved[status == ACKED]),
-                                          ("timed_out", resolved[status == TIMED_OUT]))}
+        counts = self.tally.bins
         width = self.config.run.bin
         span = max(self.records.span, self.makespan_s)
         bins = max(1, math.ceil(span / width - 1e-9))
@@ -337,12 +319,6 @@ class Result:
         from . import __version__
 
         return {**self.summary, "config": self.config.flat(), "sim_version": __version__, "wall_s": self.wall_s}
-
-
-def _bin_counts(times: np.ndarray, width: float) -> np.ndarray:
-    from .model.records import bin_index
-
-    return np.bincount(bin_index(times, width)) if times.size else np.zeros(0, dtype=np.int64)
 
 
 def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -306,8 +306,7 @@ class SimPyModel:
 
     def _records(self, stopped: bool, end: float) -> Records:
         cfg = self.config
-        buffer = RecordBuffer(open_loop=cfg.producer.rate is not None, summary=cfg.run.records == "summary",
-                              bin_width=cfg.run.bin)
+        buffer = RecordBuffer.for_config(cfg)
         for m, message in enumerate(self.messages):
             if m == buffer.capacity:
                 buffer.count = m

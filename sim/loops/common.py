@@ -45,8 +45,7 @@ def begin_run(system: System):
     """The pieces every loop starts from: random streams, empty records, the clients."""
     cfg = system.config
     streams = system.streams()
-    records = RecordBuffer(open_loop=cfg.producer.rate is not None, summary=cfg.run.records == "summary",
-                           bin_width=cfg.run.bin)
+    records = RecordBuffer.for_config(cfg)
     advance, clients_state = client_side(system, streams, records)
     return streams, records, advance, clients_state
 

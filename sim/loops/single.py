@@ -23,8 +23,7 @@ def applies(system: System) -> bool:
 def run_single_stream(system: System) -> Records | None:
     cfg = system.config
     streams = system.streams()
-    open_loop = cfg.producer.rate is not None
-    records = RecordBuffer(open_loop=open_loop, summary=cfg.run.records == "summary", bin_width=cfg.run.bin)
+    records = RecordBuffer.for_config(cfg)
     deterministic = cfg.broker.service_dist == "deterministic"
     # the stations: the client's CPU (sends and acks), the uplink, the read loop, the partitions, the downlink
     cpu, up, read, down = Station(None), Station(system.uplink_time), Station(cfg.broker.read_cpu), \

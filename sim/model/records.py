@@ -56,7 +56,8 @@ class RecordBuffer:
     creates message ``count`` when it equals ``capacity`` calls ``grow()`` first.
     """
 
-    def __init__(self, open_loop: bool, summary: bool = False, bin_width: float = 0.1):
+    def __init__(self, open_loop: bool, summary: bool = False, bin_width: float = 0.1, clients: int = 1,
+                 producers_per_client: int = 1):
         for name, code in FIELDS:
             setattr(self, name, array(code))
         self.intended = array("d")
@@ -65,8 +66,14 @@ class RecordBuffer:
         self.capacity = 0
         self._fill = {"d": array("d", [math.nan]) * CHUNK, "i": array("i", [0]) * CHUNK,
                       "b": array("b", [IN_FLIGHT]) * CHUNK}
-        self.tally = Tally(open_loop, bin_width) if summary else None
+        self.tally = Tally(open_loop, bin_width, clients, producers_per_client) if summary else None
         self.compact_at = COMPACT_AT  # with a tally: compact once this many messages exist
+
+    @classmethod
+    def for_config(cls, cfg) -> "RecordBuffer":
+        """Empty records for a run of ``cfg`` (a SimConfig)."""
+        return cls(open_loop=cfg.producer.rate is not None, summary=cfg.run.records == "summary",
+                   bin_width=cfg.run.bin, clients=cfg.clients, producers_per_client=cfg.producers_per_client)
 
     def _buffers(self):
         yield from ((getattr(self, name), code) for name, code in FIELDS)
@@ -147,15 +154,19 @@ _NUMPY = {"d": np.float64, "i": np.int32, "b": np.int8}
 
 class Tally:
     """What a summary needs of finished messages, in memory that does not grow with them:
-    counts, the latency histograms, the latest resolution and per-bin counts."""
+    counts (also acked per client), the latency histograms, the latest resolution and
+    per-bin counts. Summary mode keeps one as it goes; with full records the results
+    make one from them, so that both modes summarise by one path."""
 
-    def __init__(self, open_loop: bool, bin_width: float):
+    def __init__(self, open_loop: bool, bin_width: float, clients: int = 1, producers_per_client: int = 1):
         self.sent = self.acked = self.timed_out = self.ghosts = self.stored = self.in_flight = 0
         self.last_resolution = math.nan
         self.latency = LogHistogram()
         self.from_intended = LogHistogram() if open_loop else None
         self.bin_width = bin_width
         self.bins = {name: np.zeros(0, dtype=np.int64) for name in ("sent", "acked", "timed_out")}
+        self.producers_per_client = producers_per_client
+        self.acked_by_client = np.zeros(clients, dtype=np.int64)
 
     def add(self, a: dict[str, np.ndarray], stored_until: float = math.inf) -> None:
         status = a["status"]
@@ -172,6 +183,9 @@ class Tally:
         if resolved.size:
             self.last_resolution = float(np.nanmax([self.last_resolution, resolved.max()]))
         self.latency.add((a["resolved"] - a["created"])[acked])
+        if acked.any():
+            self.acked_by_client += np.bincount(a["producer"][acked] // self.producers_per_client,
+                                                minlength=self.acked_by_client.size)
         if self.from_intended is not None:
             self.from_intended.add((a["resolved"] - a["intended"])[acked])
         self._count("sent", a["created"])
