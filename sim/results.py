@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .config import InputError, SimConfig
-from .engine import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
+from .engine import ACKED, STATUS_NAMES, TIMED_OUT, Records
 from .limits import connection_occupancy, limited_by
 
 PERCENTILES = {"p50": 50.0, "p75": 75.0, "p95": 95.0, "p99": 99.0, "p999": 99.9, "p9999": 99.99}

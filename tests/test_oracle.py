@@ -83,22 +83,21 @@ def loops_for(system: System) -> list:
     return loops
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_every_loop_matches_the_simpy_model(seed):
-    config = random_config(seed)
+def assert_every_loop_matches_the_simpy_model(config) -> None:
     system = System(config)
     reference = run_simpy(config)
     for loop in loops_for(system):
         assert_same_messages(config, run_records(system, loop=loop), reference)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_loop_matches_the_simpy_model(seed):
+    assert_every_loop_matches_the_simpy_model(random_config(seed))
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_exact_ties_go_the_same_way_in_both_engines(seed):
-    config = round_config(seed)
-    system = System(config)
-    reference = run_simpy(config)
-    for loop in loops_for(system):
-        assert_same_messages(config, run_records(system, loop=loop), reference)
+    assert_every_loop_matches_the_simpy_model(round_config(seed))
 
 
 def test_the_oracle_systems_exercise_every_mechanism():

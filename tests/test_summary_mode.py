@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import sim.model.records as records_module
 from sim import build_config, run
 from sim.config import InputError
 from sim.engine import run_records
@@ -36,26 +35,6 @@ def compare(full, summary):
     ts_a, ts_b = full.timeseries, summary.timeseries
     for column in ("sent", "acked", "timed_out", "in_flight"):
         np.testing.assert_array_equal(ts_a[column].to_numpy(), ts_b[column].to_numpy(), err_msg=column)
-
-
-@pytest.fixture
-def compact_often(monkeypatch):
-    """Compact after every few hundred messages, so that small runs exercise it."""
-    original = records_module.RecordBuffer.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.compact_at = 300
-
-    monkeypatch.setattr(records_module.RecordBuffer, "__init__", init)
-    real = records_module.RecordBuffer.compact
-
-    def compact(self, live):
-        mapping = real(self, live)
-        self.compact_at = self.count + 300
-        return mapping
-
-    monkeypatch.setattr(records_module.RecordBuffer, "compact", compact)
 
 
 @pytest.mark.parametrize("seed", range(20))

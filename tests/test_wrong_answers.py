@@ -23,26 +23,6 @@ from sim.results import Result
 LOOPS = ["single", "events", "windows", "vectors"]
 
 
-@pytest.fixture
-def compact_often(monkeypatch):
-    """Compact summary-mode records every few hundred messages (instead of every 2^19)."""
-    original = records_module.RecordBuffer.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.compact_at = 300
-
-    monkeypatch.setattr(records_module.RecordBuffer, "__init__", init)
-    real = records_module.RecordBuffer.compact
-
-    def compact(self, live):
-        mapping = real(self, live)
-        self.compact_at = self.count + 300
-        return mapping
-
-    monkeypatch.setattr(records_module.RecordBuffer, "compact", compact)
-
-
 def counts(result: Result) -> dict:
     keys = ("sent", "acked", "timed_out", "ghosts", "stored", "in_flight", "makespan_s", "simulated_s")
     return {key: result.summary[key] for key in keys}

@@ -197,13 +197,10 @@ class ScalarNetwork(_Network):
             if not queue:
                 continue
             queue.sort()  # read loops may reorder messages of different connections
-            n = 0
-            while n < len(queue) and queue[n][0] < until:
-                n += 1
-            if not n:
+            taken = _take_sorted(queue, until)
+            if not taken:
                 continue
-            taken = queue[:n]
-            del queue[:n]
+            n = len(taken)
             times = [entry[0] for entry in taken]
             if self.deterministic:
                 done = self.parts[p].serve_all(times)
@@ -220,13 +217,9 @@ class ScalarNetwork(_Network):
             return
         if self.partitions > 1 or self.read_cpu:
             to_downlink.sort()
-        n = 0
-        while n < len(to_downlink) and to_downlink[n][0] < until:
-            n += 1
-        if not n:
+        taken = _take_sorted(to_downlink, until)
+        if not taken:
             return
-        taken = to_downlink[:n]
-        del to_downlink[:n]
         half_rtt, inbox = self.half_rtt, self.inbox
         for (_, _, c, m), d in zip(taken, self.down.serve_all([entry[0] for entry in taken])):
             t = d + half_rtt
@@ -245,6 +238,16 @@ class ScalarNetwork(_Network):
         if self.to_downlink:  # sorted by the last broker() call, or in order anyway
             soonest = min(soonest, self.to_downlink[0][0])
         return soonest
+
+
+def _take_sorted(queue: list, until: float) -> list:
+    """Remove from the sorted list ``queue`` and return its entries (times first) before ``until``."""
+    n = 0
+    while n < len(queue) and queue[n][0] < until:
+        n += 1
+    taken = queue[:n]
+    del queue[:n]
+    return taken
 
 
 def _take_before(chunks: list, until: float):
