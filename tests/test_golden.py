@@ -24,6 +24,10 @@ from sim.model.system import System
 from sim.results import Result
 
 GOLDEN = Path(__file__).parent / "golden" / "runs.json"
+# the numpy the golden file was recorded with (constraints.txt): byte for byte there
+PINNED_NUMPY = next(line.split("==")[1].strip() for line in
+                    (Path(__file__).parent.parent / "constraints.txt").read_text().splitlines()
+                    if line.startswith("numpy=="))
 # the summary keys this file pins (later keys may be added to summaries freely)
 KEYS = ("sent", "acked", "timed_out", "ghosts", "stored", "in_flight", "makespan_s", "throughput_msgs_per_s",
         "latency_ms", "latency_from_intended_ms", "utilisation", "simulated_s")
@@ -107,4 +111,17 @@ def test_golden_run_is_unchanged(name):
         GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
         return
     want = json.loads(GOLDEN.read_text())[name]
-    assert got == want
+    if np.__version__ == PINNED_NUMPY:
+        assert got == want
+    else:
+        # another numpy (the lowest-versions run) may sum a station's busy time in
+        # another order: the last bit of a utilisation moves, nothing else may
+        assert close(got, want), (got, want)
+
+
+def close(got, want) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and set(got) == set(want) and all(close(got[k], want[k]) for k in want)
+    if isinstance(want, float) and isinstance(got, float):
+        return got == pytest.approx(want, rel=1e-12, abs=1e-300)
+    return got == want
