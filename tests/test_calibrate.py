@@ -60,9 +60,11 @@ def test_calibration_recovers_known_parameters_within_5_percent(fit):
 
 
 def test_held_out_points_are_predicted(table):
-    held = calibrate(table, keys=list(TRUTH), holdout=0.34, seed=3, workers=1, cache=None, progress=False,
+    held = calibrate(table, keys=list(TRUTH), holdout=0.5, seed=3, workers=1, cache=None, progress=False,
                      from_data=False)
+    # stratified by mode, each mode keeping a point in the fit: two of the three window points
     assert len(held.holdout) == 2 and len(held.train) == 4
+    assert list(held.holdout["mode"]) == ["window", "window"] and "window" in set(held.train["mode"])
     for _, row in held.holdout.iterrows():
         assert row["sim_throughput_msgs_per_s"] == pytest.approx(row["throughput_msgs_per_s"], rel=0.05)
 

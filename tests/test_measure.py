@@ -127,3 +127,15 @@ def test_no_process_left_when_the_measuring_process_is_killed():
     while [p for p in pids if procs.alive(p)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [p for p in pids if procs.alive(p)]
+
+
+def test_measure_writes_one_row_per_point_and_repeat():
+    from sim.measure import COLUMNS, format_table, measure
+
+    seen = []
+    table = measure([Point("sync", 0, 50), Point("burst", 0, 200)], repeats=2, progress=False, on_row=seen.append,
+                    quiet_wait_s=0)
+    assert list(table["mode"]) == ["sync", "burst", "sync", "burst"] and len(seen) == 4
+    assert list(table["repeat"]) == [0, 0, 1, 1] and list(table["point"]) == [0, 1, 0, 1]
+    assert set(COLUMNS) <= set(table.columns) and (table["stored"] == table["messages"]).all()
+    assert len(format_table(table).splitlines()) == 5

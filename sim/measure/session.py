@@ -77,7 +77,12 @@ class Session:
             import nats
         except ImportError:
             raise MeasureError("sim measure needs nats-py: install the extra with pip install 'sim[nats]'") from None
-        self.client_version = f"nats-py {getattr(nats, '__version__', '?')}"
+        from importlib.metadata import PackageNotFoundError, version as package_version
+
+        try:
+            self.client_version = f"nats-py {package_version('nats-py')}"
+        except PackageNotFoundError:
+            self.client_version = f"nats-py {getattr(nats, '__version__', 'unknown')}"
         self.server_version = version(self.server.binary)
         self.server.start()
         return self
@@ -278,6 +283,7 @@ class Session:
             "request_rtt_mean_ms": round(sum(request) / len(request) * 1e3, 4),
             "acked": acked,
             "errors": sum(o["errors"] for o in outputs),
+            "late_acks": sum(o["late_acks"] for o in outputs),
             "p999_ms": round(percentile(latencies, 0.999) * 1e3, 4),
             "makespan_s": round(makespan, 6),
             "busy_cores": round(results["busy_cores"], 3),

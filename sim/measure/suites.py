@@ -34,7 +34,7 @@ def full() -> list[Point]:
     points += [Point("limit", 5, n, limit=lim) for lim, n in ((100, 5000), (1000, 20000))]
     points += [Point("unbounded", rtt, 20000) for rtt in (0, 5)]
     points += [Point("burst", 0, 10000)]
-    points += [Point("burst", 0, n, ack_wait_s=2.0) for n in (30000, 60000, 80000)]
+    points += [Point("burst", 0, n, ack_wait_s=2.0) for n in (20000, 40000, 60000, 80000)]
     points += [Point("window", 1, 10000 * p, window=100, producers=p, partitions=k)
                for p in (1, 2, 4) for k in (1, 2)]
     return points
