@@ -45,8 +45,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# the lowest versions matter to the numerics, tables, figures and notebooks; the real
+# broker, the process faults and the 1,000-system properties (pure Python, ~2 min) run once, in `make test`
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST)/bin/python -m pytest -q tests
+	$(LOWEST)/bin/python -m pytest -q tests --ignore=tests/test_measure.py --ignore=tests/test_faults.py \
+		--ignore=tests/test_properties.py
 
 notebook: $(NOTEBOOK_STAMP)
 	cd notebooks && ../$(BIN)/jupyter lab
