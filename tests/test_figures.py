@@ -46,7 +46,8 @@ def regenerated(tmp_path_factory) -> Path:
 def test_the_same_files(regenerated):
     expected = sorted(f"{n}.{ext}" for n in scenarios.names() for ext in ("csv", "png"))
     assert sorted(p.name for p in regenerated.iterdir()) == expected
-    assert sorted(p.name for p in COMMITTED.iterdir() if p.is_file()) == expected
+    # (figures/validation.png is `sim validate`'s, drawn from a user's measurements, not `sim figures`')
+    assert sorted(p.name for p in COMMITTED.iterdir() if p.is_file() and p.name != "validation.png") == expected
 
 
 def test_tables_are_byte_identical(regenerated):
