@@ -11,7 +11,7 @@ from sim import build_config
 from sim.loops.common import begin_run
 from sim.model.flow import FlowPolicy, Limiter, Window, policy_for
 from sim.model.network import ScalarNetwork, VectorNetwork
-from sim.model.records import ACKED
+from sim.model.records import ACKED, Sent
 from sim.model.system import UNBOUNDED, System
 
 INF = math.inf
@@ -49,6 +49,8 @@ def test_a_client_timeline_window_of_two():
     # produce() at 0 and at 1 ms (the CPU is busy with the first until then); then blocked
     assert advance(0, 0.050, -INF) == 15.0  # nothing more to do but wait for acks; next: the first deadline
     assert [(e[0], e[1], e[3]) for e in clients.outgoing[0]] == [(0.001, 0, 0), (0.002, 1, 1)]
+    # what crosses to the network, by name
+    assert Sent(*clients.outgoing[0][1]) == Sent(time=0.002, place=1, client=0, message=1, partition=0)
     clients.outgoing[0].clear()
     # the first ack arrives at 10 ms: processed by 10.5 ms, the third produce() returns at 11.5 ms
     clients.inbox[0].append((0.010, 0))

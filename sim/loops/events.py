@@ -32,7 +32,7 @@ from itertools import count
 import numpy as np
 
 from ..model.clients import replace_items
-from ..model.records import Records
+from ..model.records import MESSAGE, PLACE, TIME, Records
 from ..model.station import Station
 from ..model.system import System
 from .common import begin_run, finish
@@ -88,7 +88,7 @@ class EventLoop:
         out = self.state.outgoing[c]
         if out and not self.uplink_scheduled[c]:
             self.uplink_scheduled[c] = True
-            heappush(self.heap, (out[0][0], 1, out[0][1] * self.clients + c, UPLINK, c))
+            heappush(self.heap, (out[0][TIME], 1, out[0][PLACE] * self.clients + c, UPLINK, c))
 
     # -- the connection's TCP window and the uplink -----------------------------------------
     def to_uplink(self, c: int, key: int, m: int, now: float) -> None:
@@ -196,9 +196,9 @@ class EventLoop:
     def handle(self, now: float, key: int, kind: int, x: int) -> None:
         if kind == UPLINK:
             out = self.state.outgoing[x]
-            m = out.popleft()[3]
+            m = out.popleft()[MESSAGE]
             if out:
-                heappush(self.heap, (out[0][0], 1, out[0][1] * self.clients + x, UPLINK, x))
+                heappush(self.heap, (out[0][TIME], 1, out[0][PLACE] * self.clients + x, UPLINK, x))
             else:
                 self.uplink_scheduled[x] = False
             self.to_uplink(x, key, m, now)

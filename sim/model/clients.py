@@ -33,7 +33,7 @@ from collections import deque
 from itertools import count
 
 from .flow import policy_for
-from .records import ACKED, IN_FLIGHT, LATE, TIMED_OUT
+from .records import ACKED, IN_FLIGHT, LATE, MESSAGE, TIMED_OUT, renumbered
 from .system import UNBOUNDED, System
 
 # producer phases
@@ -75,8 +75,8 @@ class Clients:
         self.cpu_busy = [0.0] * clients
         self.jobs = [deque() for _ in range(clients)]  # (done, job, m) in completion order
         self.inbox = [deque() for _ in range(clients)]  # (arrival, m)
-        # (time, n, c, m, p): produce() of message m returned at time; it is the n-th message
-        # of client c's connection and goes to partition p ((n, c) breaks ties downstream)
+        # records.Sent (time, n, c, m, p): produce() of message m returned at time; it is the
+        # n-th message of client c's connection and goes to partition p
         self.outgoing = [deque() for _ in range(clients)]
         self.connection_count = [0] * clients
         self.producers_of = [[j for j in range(n_producers) if self.client_of[j] == c] for c in range(clients)]
@@ -111,7 +111,7 @@ class Clients:
         status = self.records.status
         ids = [m for queue in self.jobs for _, _, m in queue]
         ids += [m for queue in self.inbox for _, m in queue]
-        ids += [entry[3] for queue in self.outgoing for entry in queue]
+        ids += [entry[MESSAGE] for queue in self.outgoing for entry in queue]
         # the watchdogs skip a resolved message anyway: only the unresolved ones count
         ids += [m for queue in self.watch for m in queue if status[m] == IN_FLIGHT]
         return ids
@@ -122,7 +122,7 @@ class Clients:
         for queue in self.inbox:
             replace_items(queue, [(t, int(mapping[m])) for t, m in queue])
         for queue in self.outgoing:
-            replace_items(queue, [(*e[:3], int(mapping[e[3]]), e[4]) for e in queue])
+            replace_items(queue, [renumbered(e, mapping) for e in queue])
         for queue in self.watch:
             replace_items(queue, [int(mapping[m]) for m in queue if mapping[m] >= 0])
 

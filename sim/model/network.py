@@ -28,6 +28,7 @@ from collections import deque
 
 import numpy as np
 
+from .records import MESSAGE, PLACE, TIME, renumbered
 from .station import Station
 
 INF = math.inf
@@ -50,7 +51,7 @@ class _Network:
         self.down = Station(self.down_time)
         self.reads = [Station(self.read_cpu) for _ in range(self.clients)]
         self.parts = [Station(self.service_time if self.deterministic else None) for _ in range(self.partitions)]
-        # produce() done, waiting for the connection's TCP window: (time, n, c, m, p)
+        # produce() done, waiting for the connection's TCP window: records.Sent entries
         self.gate = [deque() for _ in range(self.clients)]
         # Without timeouts a connection's pipe holds only messages in flight (an acked one
         # was released before its ack came back), so a window at least as large as what
@@ -80,15 +81,15 @@ class _Network:
             ring = released[c]
             while waiting:
                 entry = waiting[0]
-                t = entry[0]
-                release = ring[entry[1] % window]  # INF while that message is still on its way
+                t = entry[TIME]
+                release = ring[entry[PLACE] % window]  # INF while that message is still on its way
                 if release > t:
                     t = release
                 if t >= until:
                     break
                 waiting.popleft()
-                ring[entry[1] % window] = INF
-                batch.append((t, *entry[1:]))
+                ring[entry[PLACE] % window] = INF
+                batch.append((t, *entry[PLACE:]))
         return batch
 
     def gate_next(self) -> float:
@@ -97,16 +98,16 @@ class _Network:
         for c, waiting in enumerate(self.gate):
             if waiting:
                 head = waiting[0]
-                soonest = min(soonest, max(head[0], self.released[c][head[1] % self.window]))
+                soonest = min(soonest, max(head[TIME], self.released[c][head[PLACE] % self.window]))
         return soonest
 
     def live(self) -> list[int]:
         """Every message some queue of the network still refers to."""
-        return [entry[3] for queue in self.gate for entry in queue] + self._queued()
+        return [entry[MESSAGE] for queue in self.gate for entry in queue] + self._queued()
 
     def renumber(self, mapping) -> None:
         for queue in self.gate:
-            items = [(*e[:3], int(mapping[e[3]]), e[4]) for e in queue]
+            items = [renumbered(e, mapping) for e in queue]
             queue.clear()
             queue.extend(items)
         self._renumber_queues(mapping)
@@ -149,7 +150,7 @@ class ScalarNetwork(_Network):
             return
         batch.sort()
         window, released, rtt, half_rtt = self.window, self.released, self.rtt, self.half_rtt
-        departures = self.up.serve_all([entry[0] for entry in batch])
+        departures = self.up.serve_all([entry[TIME] for entry in batch])
         if window is not None:
             for (_, n, c, _, _), d in zip(batch, departures):
                 released[c][n % window] = d + rtt

@@ -19,6 +19,7 @@ import math
 from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,6 +39,29 @@ class Status(IntEnum):
 
 # plain ints for the hot loops
 IN_FLIGHT, ACKED, TIMED_OUT = int(Status.IN_FLIGHT), int(Status.ACKED), int(Status.TIMED_OUT)
+
+
+class Sent(NamedTuple):
+    """What a client hands its connection when a produce() call returns, and what the
+    network queues carry: ``outgoing[c]`` holds these, in order. The hot loops build and
+    unpack them as plain tuples in this field order (a NamedTuple costs about five times
+    as much to build); other code reads them by the indices below."""
+
+    time: float  # when produce() returned
+    place: int  # its place n on its connection: (place, client) is the tie key at every merge
+    client: int
+    message: int  # its number in the records
+    partition: int  # 0-based
+
+
+TIME, PLACE, CLIENT, MESSAGE, PARTITION = range(len(Sent._fields))
+# An ack reaching a client is ``(arrival time, message)`` in ``inbox[c]``.
+
+
+def renumbered(sent: tuple, mapping) -> tuple:
+    """A :class:`Sent` entry with its message renumbered (summary mode's compaction)."""
+    return (*sent[:MESSAGE], int(mapping[sent[MESSAGE]]), *sent[MESSAGE + 1:])
+
 # An ack processed at its deadline is a timeout. Deadlines and ack times are sums of
 # different terms, so "at" has a tolerance: an ack counts as on time only before
 # deadline * LATE, i.e. more than about 450 float64 ulps before it. Every loop and the
