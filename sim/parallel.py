@@ -30,7 +30,7 @@ from typing import Callable, Iterable, TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-PRELOAD = ["sim.sweep", "sim.results", "sim.engine"]
+PRELOAD = ["sim._quiet_start", "sim.sweep", "sim.results", "sim.engine"]
 PARENT_CHECK_S = 0.5
 
 
@@ -51,7 +51,27 @@ def _context():
     context = multiprocessing.get_context(method)
     if method == "forkserver":
         context.set_forkserver_preload(PRELOAD)
+        _start_forkserver()
     return context
+
+
+def _start_forkserver() -> None:
+    """Start the fork server with Ctrl-C ignored: it would otherwise take the terminal's
+    SIGINT (it is in our process group) while it imports its preload, before it protects
+    itself, and print a traceback. An ignored signal stays ignored across exec (a blocked
+    one does not stay blocked), and the server ignores SIGINT from then on anyway; here it
+    is ignored only while the server is started."""
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():  # (only the main thread may change it)
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _die_with_parent(parent: int) -> None:
