@@ -152,9 +152,15 @@ def parallel_map(
         bar.close()
 
 
-def _pool_map(fn, items, workers, bar, on_result):
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_die_with_parent,
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started the safe way (forkserver or spawn), that
+    die with this process and leave Ctrl-C to it."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_die_with_parent,
                                initargs=(os.getpid(),))
+
+
+def _pool_map(fn, items, workers, bar, on_result):
+    pool = process_pool(workers)
     try:
         futures = [pool.submit(fn, item) for item in items]
         position = {future: i for i, future in enumerate(futures)}

@@ -383,7 +383,7 @@ def _largest(request: Request) -> Candidate:
 
 def plan(request: Request, workers: int | None = None, progress: bool | None = None) -> Plan:
     """Search from one client up; stop at the first candidate that holds (see the module)."""
-    from .parallel import default_workers
+    from .parallel import default_workers, process_pool
     from .progress import progress_bar
 
     sizes = range(1, min(request.max_clients, request.max_producers) + 1)
@@ -399,11 +399,7 @@ def plan(request: Request, workers: int | None = None, progress: bool | None = N
     pool = None
     try:
         if workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            pool = process_pool(workers)
         batch = 2 * workers
 
         def simulate(chunk: list[Candidate]) -> None:
