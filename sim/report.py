@@ -131,7 +131,9 @@ def format_summary(result: Result) -> str:
         return "-" if value is None else f"{value:,.3f}"
 
     def percentiles(stats):
-        return f"p50 {ms(stats['p50'])}  p99 {ms(stats['p99'])}  p99.9 {ms(stats['p999'])}  max {ms(stats['max'])}"
+        return (f"p50 {ms(stats['p50'])}  p75 {ms(stats.get('p75'))}  p95 {ms(stats.get('p95'))}  "
+                f"p99 {ms(stats['p99'])}  p99.9 {ms(stats['p999'])}  p99.99 {ms(stats.get('p9999'))}  "
+                f"max {ms(stats['max'])}")
 
     lines = [
         describe_system(result.config),
@@ -140,9 +142,14 @@ def format_summary(result: Result) -> str:
         f"  timed out   {s['timed_out']:>12,}  (ghosts, stored anyway: {s['ghosts']:,})",
         f"  in flight   {s['in_flight']:>12,}" + ("  (run stopped by run.duration)" if result.records.cut else ""),
         f"  makespan    {s['makespan_s']:>12,.3f} s",
-        f"  throughput  {(s['throughput_msgs_per_s'] or 0):>12,.0f} msg/s",
+        f"  throughput  {(s['throughput_msgs_per_s'] or 0):>12,.0f} msg/s  "
+        f"({(s.get('throughput_mb_per_s') or 0):,.3f} MB/s of payload)",
         f"  latency ms  {percentiles(lat)}  (from produce())",
     ]
+    per_client = s.get("per_client_msgs_per_s")
+    if per_client and result.config.clients > 1:  # as nats bench prints it for its publishers
+        lines.insert(-1, f"  per client  min {per_client['min']:,.0f}  avg {per_client['avg']:,.0f}  "
+                         f"max {per_client['max']:,.0f}  stddev {per_client['stddev']:,.0f} msg/s")
     if "latency_from_intended_ms" in s:
         lines.append(f"  latency ms  {percentiles(s['latency_from_intended_ms'])}  (from intended send time)")
         growth = backlog_growth(result)
