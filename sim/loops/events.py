@@ -39,7 +39,7 @@ from .common import begin_run, finish
 
 UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
 # the rank of each kind at one instant (the second field of a heap entry)
-RANK = {CLIENT: 0, UPLINK: 1, GATE_UP: 1, PART_ARRIVE: 2, DOWN_WAKE: 3}
+CLIENTS_FIRST, UPLINK_NEXT, PARTITIONS_THEN, DOWNLINK_LAST = range(4)
 INF = math.inf
 
 
@@ -84,11 +84,11 @@ class EventLoop:
         t = self.advance(c, horizon, now)
         if t < self.wake_time[c]:
             self.wake_time[c] = t
-            heappush(self.heap, (t, 0, self.tick(), CLIENT, c))
+            heappush(self.heap, (t, CLIENTS_FIRST, self.tick(), CLIENT, c))
         out = self.state.outgoing[c]
         if out and not self.uplink_scheduled[c]:
             self.uplink_scheduled[c] = True
-            heappush(self.heap, (out[0][TIME], 1, out[0][PLACE] * self.clients + c, UPLINK, c))
+            heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + c, UPLINK, c))
 
     # -- the connection's TCP window and the uplink -----------------------------------------
     def to_uplink(self, c: int, key: int, m: int, now: float) -> None:
@@ -102,7 +102,7 @@ class EventLoop:
                 self.uplink(c, key, m, now)
             else:
                 self.waiting[c].append((key, m))
-                heappush(self.heap, (release, 1, key, GATE_UP, c))
+                heappush(self.heap, (release, UPLINK_NEXT, key, GATE_UP, c))
 
     def reopen(self, c: int, now: float) -> None:
         """Let the head of c's TCP window queue in; the next one gets its own event, so
@@ -111,7 +111,7 @@ class EventLoop:
         if queue and self.released[c][self.entered[c] % window] <= now:
             self.uplink(c, *queue.popleft(), now)
         if queue:
-            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), 1, queue[0][0], GATE_UP, c))
+            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), UPLINK_NEXT, queue[0][0], GATE_UP, c))
 
     def uplink(self, c: int, key: int, m: int, now: float) -> None:
         departure = self.up.serve(now)
@@ -123,7 +123,7 @@ class EventLoop:
         # connection order): adding half an RTT can round two departures to one arrival
         p = self.records.partition[m]
         self.part_pending[p] += 1
-        heappush(self.heap, (ready, 2, key, PART_ARRIVE, m))
+        heappush(self.heap, (ready, PARTITIONS_THEN, key, PART_ARRIVE, m))
 
     # -- the partitions and the downlink ----------------------------------------------------
     def partition(self, p: int, key: int, m: int, now: float) -> None:
@@ -157,7 +157,7 @@ class EventLoop:
             if stored > horizon or (stored == horizon and not (settled and stored <= now)):
                 if stored < self.wake_at:
                     self.wake_at = stored
-                    heappush(self.heap, (stored, 3, self.tick(), DOWN_WAKE, 0))
+                    heappush(self.heap, (stored, DOWNLINK_LAST, self.tick(), DOWN_WAKE, 0))
                 return
             source.popleft()
             if not source:
@@ -170,7 +170,7 @@ class EventLoop:
         self.state.inbox[c].append((arrival, m))
         if arrival < self.wake_time[c]:
             self.wake_time[c] = arrival
-            heappush(self.heap, (arrival, 0, self.tick(), CLIENT, c))
+            heappush(self.heap, (arrival, CLIENTS_FIRST, self.tick(), CLIENT, c))
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> Records:
@@ -198,7 +198,7 @@ class EventLoop:
             out = self.state.outgoing[x]
             m = out.popleft()[MESSAGE]
             if out:
-                heappush(self.heap, (out[0][TIME], 1, out[0][PLACE] * self.clients + x, UPLINK, x))
+                heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + x, UPLINK, x))
             else:
                 self.uplink_scheduled[x] = False
             self.to_uplink(x, key, m, now)

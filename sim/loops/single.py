@@ -83,8 +83,6 @@ def _run(system: System, streams, records: RecordBuffer, stations, deterministic
         m += 1
         acked = False
         deadline = t + ack_wait
-        # a message still under way at the cut may have timed out before it: then the
-        # next message left earlier than this loop assumes, and the general loop takes over
         sent = cpu.serve(t, send_cpu)
         if sent >= end:
             break
@@ -107,5 +105,7 @@ def _run(system: System, streams, records: RecordBuffer, stations, deterministic
         t = done
     records.count = m
     if not acked and deadline < end:
-        return None  # stopped part way, but its deadline fell before the cut
+        # stopped part way by the cut, but it timed out before it: then the next message
+        # left earlier than this loop assumes, and the general loop takes over
+        return None
     return folded + m < remaining or not acked
