@@ -162,7 +162,8 @@ class Result:
         from .model.records import Tally
 
         cfg = self.config
-        tally = Tally(cfg.producer.rate is not None, cfg.run.bin, cfg.clients, cfg.producers_per_client)
+        tally = Tally(cfg.producer.rate is not None, cfg.run.bin, cfg.clients, cfg.producers_per_client,
+                      histograms=False)  # (percentiles come from the messages, exactly)
         tally.add(self.arrays)  # (stores after the run are NaN in the arrays already)
         return tally
 

@@ -182,11 +182,14 @@ class Tally:
     per-bin counts. Summary mode keeps one as it goes; with full records the results
     make one from them, so that both modes summarise by one path."""
 
-    def __init__(self, open_loop: bool, bin_width: float, clients: int = 1, producers_per_client: int = 1):
+    def __init__(self, open_loop: bool, bin_width: float, clients: int = 1, producers_per_client: int = 1,
+                 histograms: bool = True):
+        """``histograms``: keep the latency histograms (full records give exact percentiles
+        from the messages themselves, and need none)."""
         self.sent = self.acked = self.timed_out = self.ghosts = self.stored = self.in_flight = 0
         self.last_resolution = math.nan
-        self.latency = LogHistogram()
-        self.from_intended = LogHistogram() if open_loop else None
+        self.latency = LogHistogram() if histograms else None
+        self.from_intended = LogHistogram() if open_loop and histograms else None
         self.bin_width = bin_width
         self.bins = {name: np.zeros(0, dtype=np.int64) for name in ("sent", "acked", "timed_out")}
         self.producers_per_client = producers_per_client
@@ -206,7 +209,8 @@ class Tally:
         resolved = a["resolved"][acked | timed_out]
         if resolved.size:
             self.last_resolution = float(np.nanmax([self.last_resolution, resolved.max()]))
-        self.latency.add((a["resolved"] - a["created"])[acked])
+        if self.latency is not None:
+            self.latency.add((a["resolved"] - a["created"])[acked])
         if acked.any():
             self.acked_by_client += np.bincount(a["producer"][acked] // self.producers_per_client,
                                                 minlength=self.acked_by_client.size)
