@@ -34,6 +34,28 @@ def _system(config: SimConfig | System) -> System:
 # -- round trips ----------------------------------------------------------------
 
 
+def capacities(config: SimConfig | System) -> dict[str, float]:
+    """Messages/s each station can carry for the whole system (inf = no limit).
+
+    The connection entry is the windows' ceiling at the base RTT; the
+    producers' own flow control (sync, window, limiter) is not a station
+    (see :func:`limiter_ceiling`, :func:`window_makespan`).
+    """
+    s = _system(config)
+    cfg, rtt = s.config, s.config.link.rtt
+    cpu = cfg.client.send_cpu + cfg.client.ack_cpu
+    service = cfg.broker.service_time
+    busiest = max(s.partition_shares)
+    return {
+        "client_cpu": s.clients / cpu if cpu else math.inf,
+        "uplink": 1 / s.uplink_time if s.uplink_time else math.inf,
+        "connection": s.clients * s.uplink_window / rtt if s.uplink_window is not None and rtt > 0 else math.inf,
+        "read_loop": s.clients / cfg.broker.read_cpu if cfg.broker.read_cpu else math.inf,
+        "partition": 1 / (service * busiest) if service else math.inf,
+        "downlink": 1 / s.downlink_time if s.downlink_time else math.inf,
+    }
+
+
 def round_trip(config: SimConfig | System) -> float:
     """One message's round trip on an idle system, in seconds.
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .analytic import round_trip
+from .analytic import capacities, round_trip
 from .config import InputError, SimConfig, build_config
 from .model.records import ACKED
 from .model.system import System
@@ -157,7 +157,7 @@ def candidate_settings(request: Request, clients: int, per_client: int, partitio
 def loads(config: SimConfig, rate: float) -> dict[str, float]:
     """Busy fraction of each station kind's busiest server (and of each connection's
     window) when the whole system carries ``rate`` messages/s."""
-    caps = System(config).capacities()
+    caps = capacities(config)
     return {STATION_LABELS.get(name, name): (rate / cap if cap > 0 else math.inf)
             for name, cap in caps.items() if not math.isinf(cap)}
 
@@ -531,7 +531,7 @@ def max_rate(config: SimConfig, p99: float | None = None, precision: float = 0.0
     system = System(config)
     producers = system.producers
     request = Request(rate=1.0, p99=p99, max_busy=max_busy)
-    station_cap = min(System(config).capacities().values())
+    station_cap = min(capacities(config).values())
     ceiling = min(station_cap * max_busy, flow_ceiling(config)[1])
     start = ceiling / 2 if math.isfinite(ceiling) and ceiling > 0 else 1000.0
     probes: list[tuple[float, bool]] = []

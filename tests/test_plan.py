@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from sim import build_config
-from sim.analytic import round_trip
+from sim.analytic import capacities, round_trip
 from sim.cli import build_parser, main
-from sim.model.system import System
 from sim.plan import Request, max_rate, plan, prune
 from sim.tomlconfig import read_overrides
 
@@ -274,7 +273,7 @@ def test_plan_with_each_shipped_profile_reproduces(profile, capsys):
     assert main(["simulate", "--config", str(profile), "--set", "producer.messages=10"]) == 0
     capsys.readouterr()
     config = build_config(read_overrides(str(profile)))
-    rate = 0.2 * min(System(config.replace({"producer.mode": "nonblocking"})).capacities().values())
+    rate = 0.2 * min(capacities(config.replace({"producer.mode": "nonblocking"})).values())
     answer = plan_json(["--config", str(profile), "--rate", f"{rate:.0f}", "--max-clients", "4"], capsys)
     rec = answer["recommendation"]
     assert max(rec["summary"]["utilisation"].values()) <= 0.8

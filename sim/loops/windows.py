@@ -27,8 +27,16 @@ def expected_batch(system: System) -> float:
     slowest station, the producers' flow control, the offered load) times the lookahead.
     It only chooses how the network is computed; both ways give the same numbers."""
     cfg = system.config
-    rate = min(system.capacities().values())
+    # the slowest per-message step (a client's CPU, the link, a read loop, the busiest
+    # partition) paces the whole system at best (sim.analytic.capacities is the exact list)
+    paces = [(cfg.client.send_cpu + cfg.client.ack_cpu) / system.clients, system.uplink_time,
+             system.downlink_time, cfg.broker.read_cpu / system.clients,
+             cfg.broker.service_time * max(system.partition_shares)]
+    slowest = max(paces)
+    rate = 1 / slowest if slowest > 0 else math.inf
     rtt = cfg.link.rtt
+    if system.uplink_window is not None and rtt > 0:
+        rate = min(rate, system.clients * system.uplink_window / rtt)
     if system.in_flight_cap < UNBOUNDED and rtt > 0:
         rate = min(rate, system.producers * system.in_flight_cap / rtt)
     if cfg.producer.rate is not None:

@@ -158,7 +158,7 @@ class System:
             cfg.broker.read_cpu, end,
         )
 
-    # -- capacities --------------------------------------------------------
+    # -- load ------------------------------------------------------------
     @cached_property
     def partition_shares(self) -> list[float]:
         """Fraction of the messages each partition receives in the long run."""
@@ -174,29 +174,6 @@ class System:
                 hits[key_partition(f"key-{k}", count) - 1] += 1
             return [h / keys for h in hits]
         return [1.0 / count] * count
-
-    def capacities(self) -> dict[str, float]:
-        """Messages/s each station can carry for the whole system (inf = no limit).
-
-        The connection entry is the windows' ceiling at the base RTT; the
-        producers' own flow control (sync, window, limiter) is not a station
-        and is left to the analytic module.
-        """
-        cfg, rtt = self.config, self.config.link.rtt
-        cpu = cfg.client.send_cpu + cfg.client.ack_cpu
-        service = cfg.broker.service_time
-        busiest = max(self.partition_shares)
-        caps = {
-            "client_cpu": self.clients / cpu if cpu else math.inf,
-            "uplink": 1 / self.uplink_time if self.uplink_time else math.inf,
-            "connection": (
-                self.clients * self.uplink_window / rtt if self.uplink_window is not None and rtt > 0 else math.inf
-            ),
-            "read_loop": self.clients / cfg.broker.read_cpu if cfg.broker.read_cpu else math.inf,
-            "partition": 1 / (service * busiest) if service else math.inf,
-            "downlink": 1 / self.downlink_time if self.downlink_time else math.inf,
-        }
-        return caps
 
     # -- randomness --------------------------------------------------------
     def streams(self) -> RunStreams:

@@ -12,7 +12,7 @@ Calibration: the article's cloud case (33 ms RTT, 1 Gbit/s, the default
 client and broker costs), one producer with a fixed window of C in flight;
 N = 10,000 messages (quick: 2,000), C from 1 to 10,000. Theory: ceil(N / C)
 round trips, but no less than N messages at the lowest ceiling of
-``System.capacities()`` plus the last one's round trip.
+``sim.analytic.capacities`` plus the last one's round trip.
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ def points(quick: bool = False) -> list[Point]:
 def finish(table):
     import numpy as np
 
+    from ..analytic import capacities as station_capacities
     from ..analytic import round_trip
     from ..config import build_config
     from ..model.system import System
 
     system = System(build_config({"producer.mode": "nonblocking", "producer.window": 1}))
     trip = round_trip(system)
-    capacities = system.capacities()
+    capacities = station_capacities(system)
     ceiling = min(capacities[name] for name in CEILINGS)
     table["round_trip_ms"] = trip * 1e3
     # C at a time, one round trip each, but never faster than the lowest ceiling

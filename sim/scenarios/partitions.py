@@ -59,9 +59,8 @@ def finish(table):
     import numpy as np
     import pandas as pd
 
-    from ..analytic import fit_knee, fit_usl, limiter_ceiling
+    from ..analytic import capacities, fit_knee, fit_usl, limiter_ceiling
     from ..config import build_config
-    from ..model.system import System
 
     fits = []
     for p, rows in table.groupby("partitions"):
@@ -90,7 +89,7 @@ def finish(table):
             fits.append(pd.DataFrame({"kind": "usl", "producers": grid, "partitions": p,
                                       "throughput_msgs_per_s": usl(grid)}))
         config = build_config({**CALIBRATION, "clients": 1, "broker.partitions": int(p), "run.duration": "1s"})
-        table.loc[selected, "ceiling_partition_msgs_per_s"] = System(config).capacities()["partition"]
+        table.loc[selected, "ceiling_partition_msgs_per_s"] = capacities(config)["partition"]
         table.loc[selected, "limiter_msgs_per_s"] = limiter_ceiling(config) * table.loc[selected, "producers"]
     table["usl_drawn"] = table["usl_drawn"].astype(bool)
     return pd.concat([table, *fits], ignore_index=True)
