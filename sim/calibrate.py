@@ -32,12 +32,42 @@ from .measure.schema import PATH_DEFAULTS, row_overrides
 
 COST_KEYS = ("client.send_cpu", "client.ack_cpu", "broker.read_cpu", "broker.service_time")
 BOUNDS_S = (1e-7, 5e-4)  # 0.1 us to 500 us per message: a loopback broker and a Python client stay well inside
+BOUNDS_CV = (1e-3, 5.0)  # a coefficient of variation: from nearly constant to very heavy-tailed
 _FLOOR = 1e-6  # stands for zero throughput or latency inside a log
 _STEP = 0.02  # forward-difference step in log space (2%)
 # Residuals are log errors; beyond ~20% (0.2) a point counts linearly, not quadratically, so a few
 # points the model cannot reproduce (a busy event loop, a preempted run) do not drag every key.
 LOSS_SCALE = 0.2
 _POINT_KEYS = ("mode", "window", "limit", "producers", "partitions", "messages", "ack_wait_s", "payload_bytes")
+# what a fit compares, per point: the measured column and the summary key
+TARGETS = {"throughput": ("throughput_msgs_per_s", "throughput_msgs_per_s"),
+           "p50": ("p50_ms", "latency_p50_ms"), "p99": ("p99_ms", "latency_p99_ms")}
+DEFAULT_TARGETS = ("throughput", "p50", "p99")
+
+
+def fit_bounds(key: str) -> tuple[float, float, str]:
+    """``(low, high, kind)`` of a key the fit may move, kind "duration" or "cv".
+
+    Any cost (a duration: a CPU time, a service or wake-up time, a jitter) can be fitted,
+    within 0.1 us .. 500 us, and any coefficient of variation (a key ending in ``cv``),
+    within 0.001 .. 5. What a row measures itself (RTT, counts, modes) is not a cost."""
+    from .config import describe_keys
+    from .units import DURATION_HELP
+
+    allowed = {row["key"]: row["allowed"] for row in describe_keys()}
+    if key not in allowed:
+        raise InputError(f"--fit = {key}: not a config key (`sim list keys` shows them)")
+    if key.endswith("cv"):
+        return (*BOUNDS_CV, "cv")
+    if allowed[key].startswith(DURATION_HELP) and key not in _MEASURED_KEYS:
+        return (*BOUNDS_S, "duration")
+    raise InputError(f"--fit = {key}: not a cost the fit can move; allowed: a duration key (a CPU, service, "
+                     f"wake-up or jitter time, e.g. {', '.join(COST_KEYS)}) or a key ending in cv")
+
+
+# durations every row sets from what it measured, or that are not costs
+_MEASURED_KEYS = {"link.rtt", "producer.ack_wait", "producer.limiter_poll", "producer.start_jitter", "run.duration",
+                  "run.bin"}
 
 
 def check_keys(keys: Sequence[str]) -> list[str]:
@@ -45,13 +75,20 @@ def check_keys(keys: Sequence[str]) -> list[str]:
     if not keys:
         raise InputError("--fit: name at least one key")
     for key in keys:
-        if key not in known_keys():
-            raise InputError(f"--fit = {key}: not a config key (`sim list keys` shows them)")
-        if key not in COST_KEYS:
-            raise InputError(f"--fit = {key}: not a cost key; the fit can move {', '.join(COST_KEYS)}")
+        fit_bounds(key)
     if len(set(keys)) != len(keys):
         raise InputError(f"--fit = {','.join(keys)}: a key is named twice")
     return keys
+
+
+def check_targets(targets: Sequence[str]) -> list[str]:
+    targets = [t.strip() for t in targets if t.strip()]
+    for target in targets:
+        if target not in TARGETS:
+            raise InputError(f"--targets = {target}: allowed: {', '.join(TARGETS)}")
+    if not targets or len(set(targets)) != len(targets):
+        raise InputError(f"--targets = {','.join(targets)}: name each of {', '.join(TARGETS)} at most once, at least one")
+    return targets
 
 
 def pool_points(table):
@@ -110,6 +147,8 @@ class Fit:
     evaluations: int
     base: dict[str, Any] = field(default_factory=dict)
     excluded: int = 0  # overload points (timeouts), validated but not fitted
+    targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    holdout_modes: list[str] = field(default_factory=list)
 
     def overrides(self) -> dict[str, Any]:
         return {**self.base, **self.values}
@@ -118,35 +157,57 @@ class Fit:
 def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed: int = 1,
               base: Mapping[str, Any] | None = None, workers: int | None = None, cache: str | None = ".sim-cache",
               progress: bool | None = None, max_evaluations: int = 25, from_data: bool = True,
-              tolerance: float = 1e-4) -> Fit:
-    """Fit ``keys`` to the measured ``table`` (see the module docstring)."""
+              tolerance: float = 1e-4, targets: Sequence[str] = DEFAULT_TARGETS,
+              holdout_modes: Sequence[str] = ()) -> Fit:
+    """Fit ``keys`` to the measured ``table`` (see the module docstring).
+
+    ``targets``: what each point compares (log throughput, log p50, log p99).
+    ``holdout_modes``: modes kept out of the fit entirely, to be predicted: an
+    out-of-sample check on kinds of points the fit has not seen (``holdout`` then
+    draws its fraction from the other modes)."""
     from scipy.optimize import least_squares
 
     keys = check_keys(list(keys))
+    targets = check_targets(list(targets))
     if not 0 <= holdout < 1:
         raise InputError(f"--holdout = {holdout:g}: must be >= 0 and < 1")
     base = dict(base or {})
     points = pool_points(table)
     for i, row in points.iterrows():
         row_config(row, base, where=f"point {i}")  # bad rows fail before anything runs
+    unknown = sorted(set(holdout_modes) - set(points["mode"]))
+    if unknown:
+        raise InputError(f"--holdout-modes = {','.join(unknown)}: no such mode in the table; it has "
+                         f"{', '.join(dict.fromkeys(points['mode']))}")
     # overload points (any timeout, or nothing acked) have no p50 to fit and a throughput set by the
     # deadline; they are validated, not fitted
     overloaded = (points["timeouts"] > 0) | ~(points["throughput_msgs_per_s"] > 0) | ~(points["p50_ms"] > 0)
     excluded = points[overloaded].reset_index(drop=True)
     points = points[~overloaded].reset_index(drop=True)
-    if points.empty:
-        raise InputError("no point to fit: every point timed out or acked nothing")
-    held_index = _holdout(points, holdout, seed)
+    out_of_sample = points["mode"].isin(list(holdout_modes)).to_numpy()
+    if out_of_sample.all():
+        raise InputError("no point to fit: every point timed out, acked nothing or is of a held-out mode")
+    others = points[~out_of_sample]
+    held_index = sorted(list(points.index[out_of_sample]) + [int(others.index[i]) for i in
+                                                             _holdout(others.reset_index(drop=True), holdout, seed)])
     held = points.iloc[held_index].reset_index(drop=True)
     train = points.drop(index=points.index[held_index]).reset_index(drop=True)
 
     start_config = build_config({**PATH_DEFAULTS, **base})
-    defaults = {k: float(_get(start_config, k)) for k in COST_KEYS}
+    bounds = {k: fit_bounds(k) for k in keys}
+    defaults = {k: float(_get(start_config, k)) for k in {*COST_KEYS, *keys}}
     start = {k: v for k, v in (data_start(table, keys, defaults) if from_data else defaults).items() if k in keys}
-    lo, hi = math.log(BOUNDS_S[0]), math.log(BOUNDS_S[1])
-    x0 = np.clip(np.log([max(start[k], BOUNDS_S[0]) for k in keys]), lo, hi)
+    for k in keys:  # a key off by default (0) starts inside its range
+        lo_k, hi_k, _ = bounds[k]
+        if not start[k] > 0:
+            start[k] = math.sqrt(lo_k * hi_k) if bounds[k][2] == "cv" else 10e-6
+        start[k] = min(max(start[k], lo_k), hi_k)
+    lo = np.log([bounds[k][0] for k in keys])
+    hi = np.log([bounds[k][1] for k in keys])
+    x0 = np.log([start[k] for k in keys])
     memo: dict[tuple, np.ndarray] = {}
-    real = np.array([[_log(r["throughput_msgs_per_s"]), _log(r["p50_ms"])] for _, r in train.iterrows()]).ravel()
+    columns = [TARGETS[t] for t in targets]
+    real = np.array([[_log(r[column]) for column, _ in columns] for _, r in train.iterrows()]).ravel()
 
     def theta(x) -> dict[str, float]:
         return {k: float(math.exp(v)) for k, v in zip(keys, x)}
@@ -159,18 +220,17 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
         n = len(train)
         for j, w in enumerate(missing):
             sims = summaries[j * n:(j + 1) * n]
-            memo[w] = np.array([[_log(s["throughput_msgs_per_s"]), _log(s["latency_p50_ms"])]
-                                for s in sims]).ravel() - real
+            memo[w] = np.array([[_log(s[key]) for _, key in columns] for s in sims]).ravel() - real
         return [memo[w] for w in wanted]
 
     def residuals(x):
         return evaluate([x])[0]
 
     def jacobian(x):
-        steps = [np.where(x + _STEP <= hi, _STEP, -_STEP)[i] for i in range(len(x))]
+        steps = np.where(x + _STEP <= hi, _STEP, -_STEP)
         shifted = [x + np.eye(len(x))[i] * steps[i] for i in range(len(x))]
         r0, *rs = evaluate([x] + shifted)
-        return np.column_stack([(r - r0) / s for r, s in zip(rs, steps)])
+        return np.column_stack([(r - r0) / step for r, step in zip(rs, steps)])
 
     x0 = _search(x0, lambda xs: [_robust_cost(r) for r in evaluate(xs)], lo, hi)
     solution = least_squares(residuals, x0, jac=jacobian, bounds=(lo, hi), method="trf", x_scale=1.0,
@@ -183,7 +243,8 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
     rel, undetermined, tangled = _uncertainty(keys, jac, r)
     fit = Fit(keys=keys, values=values, rel_uncertainty=rel, start=start, undetermined=undetermined,
               tangled=tangled, train=train, holdout=held, rms_log_error=float(np.sqrt(np.mean(r ** 2))),
-              evaluations=len(memo), base=base, excluded=len(excluded))
+              evaluations=len(memo), base=base, excluded=len(excluded), targets=targets,
+              holdout_modes=list(holdout_modes))
     fit.train = _with_sims(train, fit.overrides(), workers, cache)
     fit.holdout = _with_sims(held, fit.overrides(), workers, cache)
     return fit
@@ -210,7 +271,7 @@ def _holdout(points, fraction: float, seed: int) -> list[int]:
     return sorted(held)
 
 
-def _search(x, cost, lo: float, hi: float, passes: int = 4) -> np.ndarray:
+def _search(x, cost, lo, hi, passes: int = 4) -> np.ndarray:
     """A coarse search before the local fit: move one key at a time by a factor of 1/4 .. 4.
 
     A cost key only matters once its station is busy, so the fit's surface has flat regions
@@ -327,45 +388,56 @@ def error(sim: float, real: float) -> float:
 
 def to_toml(fit: Fit, source: str) -> str:
     """The calibration as a TOML file that ``--config`` reads (simulate, plan, sweep)."""
-    from .units import format_duration
-
     lines = [f"# sim calibrate: the model's costs fitted to {source}",
              f"# {len(fit.train)} points fitted, {len(fit.holdout)} held out, {fit.excluded} with timeouts left out; "
-             f"rms log error {fit.rms_log_error:.3f}",
-             "# value  # 1-sigma relative uncertainty, and the default it started from"]
+             f"rms log error {fit.rms_log_error:.3f}; fitted on {', '.join(fit.targets)}"]
+    if fit.holdout_modes:
+        lines.append(f"# modes held out of the fit entirely: {', '.join(fit.holdout_modes)}")
+    lines.append("# value  # 1-sigma relative uncertainty, and the value it started from")
     for key in fit.keys:
         if key in fit.undetermined:
             lines.append(f"# {key}: the data do not move it; left at its start value")
     for group in fit.tangled:
         lines.append(f"# not told apart by the data: {', '.join(group)} (only their combination is fitted)")
     groups: dict[str, list[str]] = {}
-    for key in fit.keys:
+    for key in {**fit.base, **fit.values}:
         group, _, name = key.partition(".")
+        if key not in fit.values:  # what the fit started from and kept
+            groups.setdefault(group, []).append(f"{name} = {_toml_value(fit.base[key])}  # given, not fitted")
+            continue
         unc = fit.rel_uncertainty[key]
         note = "undetermined" if not math.isfinite(unc) else f"+-{unc:.0%}"
         groups.setdefault(group, []).append(
-            f'{name} = "{_duration(fit.values[key])}"  # {note}; start {format_duration(fit.start[key])}')
+            f"{name} = {_toml_value(_shown(key, fit.values[key]))}  # {note}; start {_shown(key, fit.start[key])}")
     for group, entries in groups.items():
         lines += ["", f"[{group}]", *entries]
     return "\n".join(lines) + "\n"
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds * 1e6:.4g}us"
+def _shown(key: str, value: float) -> str | float:
+    """A fitted value as the config takes it: a duration in us, or a plain number (a cv)."""
+    return float(f"{value:.4g}") if key.endswith("cv") else f"{value * 1e6:.4g}us"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if math.isfinite(value) else '"inf"'
+    return f'"{value}"'
 
 
 def format_fit(fit: Fit) -> str:
-    from .units import format_duration
-
     lines = [f"fitted {len(fit.keys)} key(s) to {len(fit.train)} points ({fit.evaluations} simulated parameter "
-             f"sets); rms error of log throughput and log p50: {fit.rms_log_error:.3f}"]
+             f"sets); rms log error of {', '.join(fit.targets)}: {fit.rms_log_error:.3f}"]
     if fit.excluded:
         lines.append(f"  ({fit.excluded} overload point(s) with timeouts left out of the fit; sim validate shows them)")
+    if fit.holdout_modes:
+        lines.append(f"  (modes held out of the fit: {', '.join(fit.holdout_modes)})")
     for key in fit.keys:
         unc = fit.rel_uncertainty[key]
         shown = "not determined by the data" if not math.isfinite(unc) else f"+- {unc:.0%}"
-        lines.append(f"  {key:<22} {format_duration(fit.values[key]):>10}  {shown}  "
-                     f"(start {format_duration(fit.start[key])})")
+        lines.append(f"  {key:<22} {_shown(key, fit.values[key])!s:>10}  {shown}  (start {_shown(key, fit.start[key])})")
     for group in fit.tangled:
         lines.append(f"  cannot tell apart: {', '.join(group)}: the data fix only their combination")
     for name, rows in (("fitted points", fit.train), ("held-out points", fit.holdout)):
@@ -434,6 +506,110 @@ def format_summary(summary) -> str:
                      f"{s['p50_below_real']:>4d} of {s['rows']:<3d} {s['median_real_p99_over_p50']:12.2f} "
                      f"{s['median_sim_p99_over_p50']:5.2f} {s['real_timeouts']:8d} {s['sim_timeouts']:6d}")
     return "\n".join(lines)
+
+
+# -- the issue's targets, out of sample ------------------------------------------------
+
+CPU_BOUND = 0.7  # a row whose producer processes were this busy (CPU s per s, each) is CPU-bound
+
+
+def cpu_bound(rows) -> np.ndarray:
+    """Rows whose client processes were busy most of the time: throughput x client CPU per
+    message / processes >= 0.7 core each (needs the table's client_cpu_us_per_msg)."""
+    if "client_cpu_us_per_msg" not in rows.columns:
+        return np.zeros(len(rows), dtype=bool)
+    busy = (rows["throughput_msgs_per_s"].to_numpy(float) * rows["client_cpu_us_per_msg"].to_numpy(float) * 1e-6
+            / rows["producers"].to_numpy(float))
+    return np.nan_to_num(busy) >= CPU_BOUND
+
+
+def targets(rows) -> list[dict]:
+    """How ``rows`` (validated: ``sim_`` columns) meet the model's accuracy targets: each with
+    its value, the target, the rows it counts, and whether it holds."""
+    tp = np.array([error(s, r) for s, r in zip(rows["sim_throughput_msgs_per_s"], rows["throughput_msgs_per_s"])])
+    has_latency = (rows["p50_ms"].to_numpy(float) > 0) & (rows["timeouts"].to_numpy(float) == 0)
+    p50 = np.array([error(s, r) for s, r in zip(rows["sim_p50_ms"], rows["p50_ms"])])[has_latency]
+    p99 = np.array([error(s, r) for s, r in zip(rows["sim_p99_ms"], rows["p99_ms"])])[has_latency]
+    moving = rows["throughput_msgs_per_s"].to_numpy(float) > 0
+    tp_abs = np.abs(tp[moving])
+    cpu = np.abs(tp[moving & cpu_bound(rows)])
+    real_t = rows["timeouts"].to_numpy(float)
+    sim_t = rows["sim_timeouts"].to_numpy(float)
+    with_timeouts = real_t > 0
+    ratio = sim_t[with_timeouts] / real_t[with_timeouts]
+    within_3 = int(((ratio >= 1 / 3) & (ratio <= 3)).sum())
+    false_alarms = int((sim_t[~with_timeouts] > 0).sum())
+
+    def share(values, limit):
+        return float(np.mean(np.abs(values) <= limit)) if values.size else math.nan
+
+    def median(values):
+        return float(np.median(values)) if values.size else math.nan
+
+    out = [
+        dict(name="median |throughput error|", value=median(tp_abs), target="<= 12%", rows=int(tp_abs.size),
+             holds=median(tp_abs) <= 0.12, shown=_share_text(median(tp_abs))),
+        dict(name="median |throughput error|, CPU-bound rows", value=median(cpu), target="<= 15%", rows=int(cpu.size),
+             holds=bool(cpu.size) and median(cpu) <= 0.15, shown=_share_text(median(cpu))),
+        dict(name="p50 within 20%", value=share(p50, 0.20), target=">= 70% of rows", rows=int(p50.size),
+             holds=share(p50, 0.20) >= 0.70, shown=_share_text(share(p50, 0.20))),
+        dict(name="p99 within 30%", value=share(p99, 0.30), target=">= 60% of rows", rows=int(p99.size),
+             holds=share(p99, 0.30) >= 0.60, shown=_share_text(share(p99, 0.30))),
+        dict(name="timeouts within 3x where real ones occur", value=within_3, target="every such row",
+             rows=int(with_timeouts.sum()), holds=within_3 == int(with_timeouts.sum()),
+             shown=f"{within_3} of {int(with_timeouts.sum())}"),
+        dict(name="no timeouts predicted where none occur", value=false_alarms, target="0 rows",
+             rows=int((~with_timeouts).sum()), holds=false_alarms == 0,
+             shown=f"{false_alarms} of {int((~with_timeouts).sum())} predict some"),
+    ]
+    for entry in out:
+        entry["holds"] = bool(entry["holds"])
+    return out
+
+
+def _share_text(value: float) -> str:
+    return "n/a" if value != value else f"{value:.0%}"
+
+
+def format_targets(rows, holdout_modes: Sequence[str] = ()) -> str:
+    """The targets on every row and, with ``holdout_modes``, on the rows of those modes alone."""
+    sets = [("all rows", rows)]
+    if holdout_modes:
+        sets.insert(0, (f"out of sample ({', '.join(holdout_modes)})", rows[rows["mode"].isin(list(holdout_modes))]))
+    lines = []
+    for title, subset in sets:
+        lines.append(f"  {title}:")
+        for t in targets(subset):
+            lines.append(f"    {t['name']:<45} {t['shown']:>22}  target {t['target']:<16} over {t['rows']:>3} rows  "
+                         f"{'meets it' if t['holds'] else 'MISSES it'}")
+    return "\n".join(lines)
+
+
+def markdown(rows, source: str, config: str, overrides: Mapping[str, Any], holdout_modes: Sequence[str] = ()) -> str:
+    """The validation as a Markdown page (measurements/VALIDATION.md): how it was made, the
+    targets (out of sample first), the summary by mode and every row."""
+    keys = ", ".join(f"`{k} = {v}`" for k, v in overrides.items())
+    out = ["# Validation: the simulator against a real broker", "",
+           f"Generated by `sim validate {source} --config {config}"
+           + (f" --holdout-modes {','.join(holdout_modes)}" if holdout_modes else "") + " --markdown ...`;"
+           " do not edit by hand.", "",
+           f"Calibration (`{config}`): {keys or 'the defaults'}.", ""]
+    if holdout_modes:
+        out += [f"The calibration was fitted without the rows of {', '.join(holdout_modes)}: those rows are "
+                "out of sample.", ""]
+    out += ["## Targets", "", "| rows | measure | value | target | rows counted | |", "|---|---|---|---|---|---|"]
+    sets = [("all", rows)]
+    if holdout_modes:
+        sets.insert(0, ("out of sample", rows[rows["mode"].isin(list(holdout_modes))]))
+    for title, subset in sets:
+        for t in targets(subset):
+            out.append(f"| {title} | {t['name']} | {t['shown']} | {t['target']} | {t['rows']} | "
+                       f"{'meets it' if t['holds'] else '**misses it**'} |")
+    out += ["", "CPU-bound rows: the producer processes were busy at least "
+            f"{CPU_BOUND:.0%} of the time (throughput x client CPU per message / processes). p50 and p99 count "
+            "the rows without timeouts.", "", "## By mode", "", "```", format_summary(summary_by_mode(rows)), "```",
+            "", "## Every row", "", "```", format_rows(rows), "```", ""]
+    return "\n".join(out)
 
 
 def draw(rows, path: str) -> str:

@@ -191,7 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("file", metavar="FILE.csv", help="a table written by sim measure")
     calibrate.add_argument("--fit", metavar="KEY,KEY...", help="the keys to fit (default: client.send_cpu, "
-                           "client.ack_cpu, broker.read_cpu, broker.service_time)")
+                           "client.ack_cpu, broker.read_cpu, broker.service_time; any cost, i.e. a duration key "
+                           "such as a wake-up or jitter time, or a key ending in cv)")
+    calibrate.add_argument("--config", metavar="FILE.toml", help="settings the fit starts from and keeps (e.g. a "
+                           "mechanism switched on); the fitted keys are written with them")
+    calibrate.add_argument("--targets", default="throughput,p50,p99", metavar="T,T...",
+                           help="what each point compares, in logs: throughput, p50, p99 (default: all three)")
+    calibrate.add_argument("--holdout-modes", metavar="MODE,MODE...",
+                           help="modes kept out of the fit entirely and predicted (an out-of-sample check)")
     calibrate.add_argument("--holdout", type=float, default=0.3, metavar="F",
                            help="fraction of the points kept out of the fit and predicted afterwards (default 0.3)")
     calibrate.add_argument("--seed", type=int, default=1, help="which points are held out (default 1)")
@@ -211,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", metavar="FILE.csv", help="a table written by sim measure")
     validate.add_argument("--config", required=True, metavar="FILE.toml", help="the calibration (sim calibrate -o)")
     validate.add_argument("--json", action="store_true", help="print one JSON object per row, in order")
+    validate.add_argument("--holdout-modes", metavar="MODE,MODE...",
+                          help="the modes the calibration was not fitted on: their rows are reported as out of sample")
+    validate.add_argument("--markdown", metavar="FILE.md",
+                          help="also write the validation, with the accuracy targets, as Markdown")
     validate.add_argument("--figure", default="figures/validation.png", metavar="FILE.png",
                           help="where to draw real against simulated (default: figures/validation.png)")
     _add_cache_options(validate)
@@ -459,8 +470,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")  # before the fit, which takes a while
     table = read_table(args.file)
     keys = COST_KEYS if args.fit is None else args.fit.split(",")
+    base = {}
+    if args.config:
+        from .tomlconfig import read_overrides
+
+        base = read_overrides(args.config)
     fit = calibrate(table, keys=keys, holdout=args.holdout, seed=args.seed, workers=_workers(args),
-                    cache=_cache(args), from_data=args.start == "data")
+                    cache=_cache(args), from_data=args.start == "data", base=base,
+                    targets=args.targets.split(","), holdout_modes=_modes(args.holdout_modes))
     with open(args.out, "w") as handle:
         handle.write(to_toml(fit, args.file))
     print(format_fit(fit))
@@ -469,19 +486,28 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .calibrate import draw, format_rows, format_summary, summary_by_mode, validate
+    from .calibrate import draw, format_rows, format_summary, format_targets, markdown, summary_by_mode, validate
     from .measure import read_table
     from .tomlconfig import read_overrides
 
-    from .errors import check_output_file
+    from .errors import InputError, check_output_file
 
     if args.figure:
         check_output_file(args.figure, "--figure", create_parent=True)
+    if args.markdown:
+        check_output_file(args.markdown, "--markdown", create_parent=True)
     table = read_table(args.file)
-    rows = validate(table, read_overrides(args.config), workers=_workers(args),
-                    cache=_cache(args))
+    holdout_modes = _modes(args.holdout_modes)
+    unknown = sorted(set(holdout_modes) - set(table["mode"]))
+    if unknown:
+        raise InputError(f"--holdout-modes = {','.join(unknown)}: no such mode in {args.file}")
+    overrides = read_overrides(args.config)
+    rows = validate(table, overrides, workers=_workers(args), cache=_cache(args))
     if args.figure:
         draw(rows, args.figure)
+    if args.markdown:
+        with open(args.markdown, "w") as handle:
+            handle.write(markdown(rows, args.file, args.config, overrides, holdout_modes))
     if args.json:
         records = [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict(orient="records")]
         print(_dumps(records, indent=2))
@@ -489,9 +515,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(format_rows(rows))
     print("\nby mode:")
     print(format_summary(summary_by_mode(rows)))
+    print("\ntargets:")
+    print(format_targets(rows, holdout_modes))
     if args.figure:
         print(f"drew {args.figure}")
+    if args.markdown:
+        print(f"wrote {args.markdown}")
     return 0
+
+
+def _modes(text: str | None) -> list[str]:
+    """A --holdout-modes list, checked against the modes a table can have."""
+    from .errors import InputError
+    from .measure.schema import MODES
+
+    modes = [m.strip() for m in (text or "").split(",") if m.strip()]
+    for mode in modes:
+        if mode not in MODES:
+            raise InputError(f"--holdout-modes = {mode}: allowed: {', '.join(MODES)}")
+    return modes
 
 
 def _plain(value: Any) -> Any:

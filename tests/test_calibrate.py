@@ -129,7 +129,11 @@ def test_validate_matches_the_direct_simulation(table):
 
 @pytest.mark.parametrize("argv, message", [
     (["--fit", "client.nope"], "--fit = client.nope: not a config key"),
-    (["--fit", "link.rtt"], "--fit = link.rtt: not a cost key"),
+    (["--fit", "link.rtt"], "--fit = link.rtt: not a cost the fit can move"),
+    (["--fit", "clients"], "--fit = clients: not a cost the fit can move"),
+    (["--targets", "p42"], "--targets = p42: allowed: throughput, p50, p99"),
+    (["--holdout-modes", "turbo"], "--holdout-modes = turbo: allowed: sync, window"),
+    (["--holdout-modes", "burst"], "--holdout-modes = burst: no such mode in the table"),
     (["--holdout", "1.5"], "--holdout = 1.5: must be >= 0 and < 1"),
 ])
 def test_calibrate_bad_input_is_one_line(table, tmp_path, capsys, argv, message):
@@ -158,3 +162,86 @@ def test_a_bad_row_is_named(table, tmp_path, capsys):
     assert main(["validate", str(csv), "--config", str(toml), "--no-cache"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "sim: error: row 2: mode = turbo: must be one of sync, window, limit, limit_poll, unbounded, burst"
+
+
+def test_a_mode_held_out_entirely_is_predicted_out_of_sample(table):
+    fit = calibrate(table, keys=list(TRUTH), holdout=0, holdout_modes=["limit"], workers=1, cache=None,
+                    progress=False, from_data=False)
+    assert list(fit.holdout["mode"]) == ["limit"] and "limit" not in set(fit.train["mode"])
+    row = fit.holdout.iloc[0]
+    assert row["sim_throughput_msgs_per_s"] == pytest.approx(row["throughput_msgs_per_s"], rel=0.05)
+    assert "# modes held out of the fit entirely: limit" in to_toml(fit, "t.csv")
+
+
+def test_fit_bounds_say_what_can_move():
+    from sim.calibrate import BOUNDS_CV, BOUNDS_S, fit_bounds
+
+    assert fit_bounds("client.send_cpu") == (*BOUNDS_S, "duration")
+    assert fit_bounds("broker.service_cv") == (*BOUNDS_CV, "cv")
+    for key in ("link.rtt", "producer.ack_wait", "link.bandwidth", "clients"):
+        with pytest.raises(Exception, match="not a cost the fit can move"):
+            fit_bounds(key)
+
+
+def test_a_cv_is_fitted_from_p99_and_written_as_a_number(tmp_path):
+    """A lognormal partition stage: only the tail tells its cv; the fit finds it from p99."""
+    truth = {"broker.service_time": 150e-6, "broker.service_dist": "lognormal", "broker.service_cv": 1.5}
+    points = [dict(mode="window", rtt_ms=1.0, window=w, producers=1, partitions=1, messages=3000) for w in (4, 8)]
+    data = synthetic_table(truth=truth, points=points)
+    base = {"broker.service_time": "150us", "broker.service_dist": "lognormal"}
+    fit = calibrate(data, keys=["broker.service_cv"], holdout=0, base=base, workers=1, cache=None, progress=False,
+                    from_data=False)
+    assert fit.values["broker.service_cv"] == pytest.approx(1.5, rel=0.10)
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(fit, "t.csv"))
+    overrides = read_overrides(str(path))
+    assert overrides["broker.service_dist"] == "lognormal" and isinstance(overrides["broker.service_cv"], float)
+    assert build_config(overrides).broker.service_cv == pytest.approx(fit.values["broker.service_cv"], rel=1e-3)
+
+
+def _validated(**columns):
+    base = dict(mode="window", producers=1, throughput_msgs_per_s=1000.0, sim_throughput_msgs_per_s=1000.0,
+                p50_ms=1.0, sim_p50_ms=1.0, p99_ms=2.0, sim_p99_ms=2.0, timeouts=0, sim_timeouts=0,
+                client_cpu_us_per_msg=100.0)
+    n = max(len(v) for v in columns.values())
+    return pd.DataFrame({k: columns.get(k, [v] * n) for k, v in base.items()})
+
+
+def test_targets_count_what_the_issue_asks():
+    from sim.calibrate import targets
+
+    rows = _validated(
+        sim_throughput_msgs_per_s=[1100.0, 800.0, 1000.0, 1050.0],  # errors +10%, -20%, 0, +5%
+        client_cpu_us_per_msg=[800.0, 800.0, 10.0, 10.0],  # 80% busy: the first two are CPU-bound
+        sim_p50_ms=[1.1, 1.3, 1.0, 0.85],  # within 20%: 2 of the 3 without timeouts
+        sim_p99_ms=[2.0, 3.0, 2.0, 2.5],  # within 30%: 2 of the 3 without timeouts
+        timeouts=[0, 0, 30, 0], sim_timeouts=[0, 0, 100, 1],  # 100/30 > 3: missed; one false alarm
+    )
+    got = {t["name"]: t for t in targets(rows)}
+    assert got["median |throughput error|"]["value"] == pytest.approx(0.075)
+    assert got["median |throughput error|"]["holds"]
+    assert got["median |throughput error|, CPU-bound rows"]["value"] == pytest.approx(0.15)
+    assert got["median |throughput error|, CPU-bound rows"]["rows"] == 2
+    # the row with timeouts has no latency to compare
+    assert got["p50 within 20%"]["value"] == pytest.approx(2 / 3) and got["p50 within 20%"]["rows"] == 3
+    assert not got["p50 within 20%"]["holds"]
+    assert got["p99 within 30%"]["value"] == pytest.approx(2 / 3) and got["p99 within 30%"]["holds"]
+    assert got["timeouts within 3x where real ones occur"]["value"] == 0
+    assert not got["timeouts within 3x where real ones occur"]["holds"]
+    assert got["no timeouts predicted where none occur"]["value"] == 1
+
+
+def test_validate_writes_markdown_with_out_of_sample_targets(table, tmp_path, capsys):
+    csv = tmp_path / "m.csv"
+    table.to_csv(csv, index=False)
+    toml = tmp_path / "c.toml"
+    toml.write_text('[client]\nsend_cpu = "30us"\nack_cpu = "12us"\n[broker]\nservice_time = "20us"\n')
+    md = tmp_path / "V.md"
+    assert main(["validate", str(csv), "--config", str(toml), "--figure", "", "--workers", "1", "--no-cache",
+                 "--holdout-modes", "limit,sync", "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "out of sample (limit, sync):" in out and f"wrote {md}" in out
+    text = md.read_text()
+    assert "| out of sample | median |throughput error| | 0% | <= 12% | 2 | meets it |" in text
+    assert "| all | median |throughput error| | 0% | <= 12% | 6 | meets it |" in text
+    assert text.count("\n") > 20 and "sim validate" in text
