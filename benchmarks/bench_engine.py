@@ -19,6 +19,11 @@ records are kept.
 The synchronous case: 1 client, sync, 10 ms RTT, 2,000 s simulated (default
 costs otherwise).
 
+The flood case: one nonblocking producer without a limit at a 0.03 ms RTT
+whose partition (62 us per message) falls ever further behind, so acks pile
+up ahead of the clock, at 20,000 and at 80,000 messages: the rate must not
+fall with the size of the flood (the cost stays linear in the messages).
+
 Every figure is the median over several runs of (messages simulated) / (CPU
 seconds), all measured in this process, one after the other.
 
@@ -63,6 +68,9 @@ MAIN_CASE = {
     "broker.service_dist": "deterministic",
     "broker.read_cpu": 0,
 }
+FLOOD_CASE = {"producer.mode": "nonblocking", "link.rtt": "0.03ms", "link.bandwidth": "inf",
+              "link.window_bytes": "inf", "broker.service_time": "62us", "producer.ack_wait": "2s",
+              "client.send_cpu": "15us", "client.ack_cpu": "34us", "broker.read_cpu": "4.7us"}
 SYNC_CASE = {"producer.mode": "sync", "producer.messages": None, "run.duration": "2000s", "link.rtt": "10ms"}
 
 
@@ -148,6 +156,13 @@ def main() -> None:
     print(f"  engine / naive: {engine / naive:,.1f}x; engine / minimal loop: {engine / minimal:.2f}")
     print("sync case (1 client, sync, 10 ms RTT, 2,000 s), messages per CPU-second:")
     print(f"  engine        {sync:>12,.0f}  ({sync_messages:,} messages, median of {args.runs})")
+    print("flood case (1 producer, no limit, 0.03 ms RTT, a partition falling behind), messages per CPU-second:")
+    floods = {}
+    for n in (20_000, 80_000):
+        flood_config = build_config({**FLOOD_CASE, "producer.messages": n})
+        floods[n], _ = rate(lambda: len(run_records(System(flood_config)).created), args.runs)
+        print(f"  {n:>6,} messages {floods[n]:>12,.0f}  (median of {args.runs})")
+    print(f"  80,000 / 20,000: {floods[80_000] / floods[20_000]:.2f} (1.00 = linear)")
 
 
 if __name__ == "__main__":

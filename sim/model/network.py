@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from heapq import heappop, heappush
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class ScalarNetwork(_Network):
         self.released = [[-INF] * window for _ in range(self.clients)] if window is not None else None
         self.to_read = [deque() for _ in range(self.clients)]  # (arrival, n, m, p)
         self.to_partition = [[] for _ in range(self.partitions)]  # (arrival, n, c, m)
-        self.to_downlink: list = []  # (stored, n, c, m)
+        self.to_downlink: list = []  # a heap of (stored, n, c, m)
 
     def _queued(self) -> list[int]:
         ids = [e[2] for q in self.to_read for e in q]
@@ -171,7 +172,7 @@ class ScalarNetwork(_Network):
         for t, n, c, m, p in arrivals:
             t = parts[p].serve(t) if deterministic else parts[p].serve(t, next(service[p]))
             stored[m] = t
-            to_downlink.append((t, n, c, m))
+            heappush(to_downlink, (t, n, c, m))
 
     def broker(self, until: float, client_next: list) -> None:
         """Read loops and partitions (when reading costs time), then the downlink, up to ``until``."""
@@ -210,17 +211,17 @@ class ScalarNetwork(_Network):
                 done = self.parts[p].serve_each(times, [next(draw) for _ in range(n)])
             for (_, k, c, m), t in zip(taken, done):
                 stored[m] = t
-                to_downlink.append((t, k, c, m))
+                heappush(to_downlink, (t, k, c, m))
 
     def _downlink(self, until: float, client_next: list) -> None:
+        # a heap: a busy partition's acks may lie far ahead, and re-sorting that backlog
+        # every window would cost time quadratic in it
         to_downlink = self.to_downlink
-        if not to_downlink:
+        if not to_downlink or to_downlink[0][0] >= until:
             return
-        if self.partitions > 1 or self.read_cpu:
-            to_downlink.sort()
-        taken = _take_sorted(to_downlink, until)
-        if not taken:
-            return
+        taken = []
+        while to_downlink and to_downlink[0][0] < until:
+            taken.append(heappop(to_downlink))
         half_rtt, inbox = self.half_rtt, self.inbox
         for (_, _, c, m), d in zip(taken, self.down.serve_all([entry[0] for entry in taken])):
             t = d + half_rtt
@@ -236,7 +237,7 @@ class ScalarNetwork(_Network):
         for queue in self.to_partition:
             if queue:
                 soonest = min(soonest, min(queue)[0] if self.read_cpu else queue[0][0])
-        if self.to_downlink:  # sorted by the last broker() call, or in order anyway
+        if self.to_downlink:  # a heap: its first entry is the earliest
             soonest = min(soonest, self.to_downlink[0][0])
         return soonest
 
