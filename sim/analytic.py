@@ -61,7 +61,8 @@ def round_trip(config: SimConfig | System) -> float:
 
     Propagation RTT, plus the client's CPU for produce() and for the ack, the
     serialization of the message and of its ack, the broker's read loop and
-    the partition stage's mean service time.
+    the partition stage's mean service time; with ``client.loop = iterations``,
+    the wake-up of the idle event loop the ack finds.
     """
     s = _system(config)
     cfg = s.config
@@ -73,14 +74,34 @@ def round_trip(config: SimConfig | System) -> float:
         + s.downlink_time
         + cfg.broker.read_cpu
         + cfg.broker.service_time
+        + wakeup(s)
     )
 
 
+def wakeup(config: SimConfig | System) -> float:
+    """CPU of one wake-up of an idle client event loop: ``client.wakeup_cpu`` with
+    ``client.loop = iterations``, else 0 (the per-message client never sleeps)."""
+    cfg = _system(config).config
+    return cfg.client.wakeup_cpu if cfg.client.loop == "iterations" else 0.0
+
+
+def loop_ceiling(config: SimConfig | System, batch: float = 1.0) -> float:
+    """Messages/s one client's event loop carries when each of its wake-ups serves
+    ``batch`` messages: b / (wakeup + b (send + ack)). A sync producer (or a window of
+    one) wakes its loop once per message: 1 / (wakeup + send + ack); a busy loop that
+    never sleeps reaches 1 / (send + ack), the client_cpu capacity."""
+    s = _system(config)
+    cfg = s.config
+    cycle = wakeup(s) + batch * (cfg.client.send_cpu + cfg.client.ack_cpu)
+    return math.inf if cycle <= 0 else batch / cycle
+
+
 def sync_makespan(config: SimConfig | System, messages: int | None = None) -> float:
-    """N synchronous messages take N round trips."""
+    """N synchronous messages take N round trips (plus, with event-loop iterations, the
+    wake-up that sends the first one)."""
     s = _system(config)
     n = s.config.producer.messages if messages is None else messages
-    return n * round_trip(s)
+    return n * round_trip(s) + wakeup(s)
 
 
 def window_makespan(config: SimConfig | System, window: int, messages: int | None = None) -> float:

@@ -66,7 +66,8 @@ def run_records(system: System, loop: str | None = None) -> Records:
                 return records
             loop = None
         elif loop == "single":
-            raise ValueError("the single-stream loop needs exactly one producer with one message in flight")
+            raise ValueError("the single-stream loop needs exactly one producer with one message in flight, "
+                             "and the default client (client.loop = per_message, no burst, client.cpu_cv = 0)")
     if loop == "events" or (loop is None and lookahead(system) <= 0):
         return run_events(system)
     if lookahead(system) <= 0:

@@ -47,6 +47,7 @@ from itertools import count
 import simpy
 
 from .config import SimConfig
+from .model.aioclient import uses_aio_client
 from .model.flow import FlowPolicy, policy_for
 from .model.records import ACKED, IN_FLIGHT, LATE, TIMED_OUT, RecordBuffer, Records
 from .model.system import System
@@ -56,6 +57,9 @@ ACK_ARRIVAL = 2  # after the CPU and all it sets off
 TIMER = 3  # after the acks
 # a station picks its next job after the clients' events, upstream stations first
 UPLINK_PICK, READ_PICK, PARTITION_PICK, DOWNLINK_PICK = 4, 5, 6, 7
+# with client.loop = iterations, a client's event loop starts its next iteration after the
+# acks and timers of its instant (and what they set off), before the stations pick
+LOOP_PICK = TIMER + 0.5
 
 
 def at(env: simpy.Environment, delay: float, priority: int) -> simpy.Event:
@@ -157,6 +161,8 @@ class Producer:
     def __init__(self, env: simpy.Environment, index: int, client: "Client"):
         self.env, self.index, self.client = env, index, client
         self.in_flight = 0
+        self.flushes = 0  # forced flushes of the pending buffer it waits for
+        self.flushed: simpy.Event | None = None
         self.made = 0  # messages produced so far
         self.waiting: deque = deque()  # its messages not yet timed out, oldest first (some acked)
         self._changed = env.event()
@@ -216,6 +222,7 @@ class SimPyModel:
         self.half_rtt = cfg.link.rtt / 2
         self.messages: list[dict] = []
         self.processes: list[simpy.Process] = []
+        self.loops: list[EventLoop] = []  # client.loop = iterations: each client's event loop
 
     # -- producers ------------------------------------------------------------------
     def producer(self, producer: Producer):
@@ -262,13 +269,16 @@ class SimPyModel:
                 producer.resolved()
 
     # -- one message ------------------------------------------------------------------
-    def message(self, producer: Producer, message: dict, returned: simpy.Event):
+    def message(self, producer: Producer, message: dict, returned: simpy.Event, loop: "EventLoop | None" = None):
         env, cfg, client = self.env, self.config, producer.client
-        key = (client.sent, client.index)  # its place on its connection, then the client
-        client.sent += 1
-        yield from client.run_on_cpu(env, cfg.client.send_cpu)
-        message["sent"] = env.now
-        returned.succeed()
+        if loop is not None:  # client.loop = iterations: the loop writes it, ``returned`` gives its place
+            key = yield returned
+        else:
+            key = (client.sent, client.index)  # its place on its connection, then the client
+            client.sent += 1
+            yield from client.run_on_cpu(env, message.get("send_cost", cfg.client.send_cpu))
+            message["sent"] = env.now
+            returned.succeed()
         if client.window is not None:
             token = yield client.window.get()
         yield self.uplink.serve(key, self.system.uplink_time)
@@ -281,7 +291,10 @@ class SimPyModel:
         message["stored"] = env.now
         yield self.downlink.serve(key, self.system.downlink_time)
         yield at(env, self.half_rtt, ACK_ARRIVAL)
-        yield from client.run_on_cpu(env, cfg.client.ack_cpu)
+        if loop is not None:  # the loop reads it in its next iteration
+            loop.arrived(message)
+            return
+        yield from client.run_on_cpu(env, message.get("ack_cost", cfg.client.ack_cpu))
         if message["status"] == IN_FLIGHT and env.now < (message["created"] + cfg.producer.ack_wait) * LATE:
             message["status"] = ACKED
             message["resolved"] = env.now
@@ -291,10 +304,75 @@ class SimPyModel:
         yield self.env.timeout(self.config.link.rtt)
         yield window.put(token)
 
+    # -- the asyncio client (sim.model.aioclient): tasks, iterations, bursts, drawn costs ----
+    def aio_producer(self, producer: Producer):
+        """A producer whose produce() creates a task: as many as its flow control allows at
+        once (a burst all of them); without any limit, one per iteration of its loop."""
+        env, p = self.env, self.config.producer
+        j = producer.index
+        gaps = self.streams.arrival_gaps[j]
+        start = self.streams.start_times[j]
+        yield at(env, start, TIMER)
+        if p.mode == "burst":
+            for _ in range(p.messages):
+                self.aio_create(producer)
+            return
+        loop = self.loops[producer.client.index] if self.loops else None
+        if loop is not None and loop.eager:
+            loop.eager_producers.append(producer)  # the loop makes its produce() calls
+            loop.poke(env.now)
+            return
+        next_arrival = start + next(gaps) if gaps is not None else None
+        while p.messages is None or producer.made < p.messages:
+            while True:
+                yield from self.policy.before(producer)
+                if not producer.flushes:
+                    break
+                yield producer.flushed  # a forced flush of the pending buffer holds it
+            if next_arrival is not None and next_arrival > env.now:
+                yield at(env, next_arrival - env.now, TIMER)
+                continue  # look again: a forced flush may hold it now
+            message, returned = self.aio_create(producer, next_arrival)
+            if next_arrival is not None:
+                next_arrival += next(gaps)
+            if loop is None:
+                yield returned  # one job at a time: produce() returns when its job ends
+            yield from self.policy.after(producer)
+
+    def aio_create(self, producer: Producer, intended: float | None = None):
+        """produce(): a new message and its task, created now."""
+        env, cfg = self.env, self.config
+        j = producer.index
+        message = {
+            "producer": j, "partition": next(self.streams.partitions[j]), "created": env.now,
+            "intended": intended if intended is not None else env.now,
+            "sent": math.nan, "stored": math.nan, "resolved": math.nan, "status": IN_FLIGHT,
+        }
+        if self.streams.client_cpu is not None:
+            message["send_cost"], message["ack_cost"] = next(self.streams.client_cpu[j])
+        self.messages.append(message)
+        producer.made += 1
+        producer.in_flight += 1
+        producer.waiting.append(message)
+        at(env, cfg.producer.ack_wait, TIMER).callbacks.append(lambda _, m=message: self.expire(producer, m))
+        returned = env.event()
+        loop = self.loops[producer.client.index] if self.loops else None
+        if loop is not None:
+            loop.ready.append((message, returned))
+            loop.poke(env.now)
+        self.processes.append(env.process(self.message(producer, message, returned, loop)))
+        return message, returned
+
     # -- a run ------------------------------------------------------------------------
     def run(self) -> Records:
         env, cfg = self.env, self.config
-        producers = [env.process(self.producer(producer)) for producer in self.producers]
+        self.loops = []
+        if uses_aio_client(self.system):
+            if cfg.client.loop == "iterations":
+                self.loops = [EventLoop(self, client) for client in self.clients]
+            producers = [env.process(self.aio_producer(producer)) for producer in self.producers]
+        else:
+            producers = [env.process(self.producer(producer)) for producer in self.producers]
         end = math.inf if cfg.run.duration is None else cfg.run.duration
         if cfg.run.duration is None:
             env.run()
@@ -331,9 +409,115 @@ class SimPyModel:
         return buffer.finish(busy, span, stopped and unfinished, end)
 
 
+class EventLoop:
+    """A client's asyncio event loop, iteration by iteration (client.loop = iterations).
+
+    Idle until something is due (a task waiting for its first step, an ack arrived,
+    a producer without limit with messages left); then an iteration at s: the
+    wake-up if it slept, every ready task's publish, every ack arrived by s (each
+    resolves its message when its processing ends), all publishes in one write at
+    the end (a publish past the pending buffer holds its producer until then).
+    What it makes ready runs in the next iteration."""
+
+    def __init__(self, model: SimPyModel, client: Client):
+        self.model, self.client, self.env = model, client, model.env
+        cfg, system = model.config, model.system
+        self.eager = (cfg.producer.mode != "burst" and cfg.producer.rate is None
+                      and system.flow == "unbounded")
+        self.ready: list = []  # (message, returned event): tasks waiting for their first step
+        self.inbox: list = []  # messages whose ack has arrived
+        self.eager_producers: list[Producer] = []
+        self.last_end = -math.inf
+        self._wake: simpy.Event | None = None
+        self.process = self.env.process(self.run())
+
+    def poke(self, now: float) -> None:
+        if self._wake is not None:
+            self._wake.succeed()
+            self._wake = None
+
+    def arrived(self, message: dict) -> None:
+        self.inbox.append(message)
+        self.poke(self.env.now)
+
+    def _due(self) -> bool:
+        limit = self.model.config.producer.messages
+        eager = any(limit is None or p.made < limit for p in self.eager_producers)
+        return bool(self.ready or self.inbox or eager)
+
+    def run(self):
+        env, model = self.env, self.model
+        cfg, client = model.config, self.client
+        limit_messages = cfg.producer.messages
+        send_cpu, ack_cpu, wakeup = cfg.client.send_cpu, cfg.client.ack_cpu, cfg.client.wakeup_cpu
+        size, limit = model.system.message_bytes, cfg.client.pending_bytes
+        while True:
+            slept = False
+            while not self._due():
+                self._wake = env.event()
+                yield self._wake
+                slept = True
+            yield at(env, 0, LOOP_PICK)  # let every ack, timer and producer of this instant act first
+            # (right after an iteration, the next starts where it ended: the sum, not the clock's ulps)
+            s = env.now if slept or self.last_end == -math.inf else self.last_end
+            for producer in sorted(self.eager_producers, key=lambda p: p.index):  # in producer order
+                if limit_messages is None or producer.made < limit_messages:
+                    model.aio_create(producer)
+            t, busy = s, 0.0
+            if s > self.last_end:  # it slept: the wake-up
+                t += wakeup
+                busy += wakeup
+            events, batch, pending, forced = [], [], 0, False
+            ready, self.ready = self.ready, []
+            for message, returned in ready:
+                cost = message.get("send_cost", send_cpu)
+                t += cost
+                busy += cost
+                batch.append((message, returned))
+                pending += size
+                if pending > limit:  # nats-py forces a flush; the publishing producer waits for the write
+                    producer = model.producers[message["producer"]]
+                    producer.flushes += 1
+                    if producer.flushes == 1:
+                        producer.flushed = env.event()
+                    forced = True
+            acks, self.inbox = self.inbox, []
+            for message in acks:
+                cost = message.get("ack_cost", ack_cpu)
+                t += cost
+                busy += cost
+                events.append((t, "ack", message))
+            if batch:
+                events.append((t, "flush" if forced else "write", batch))
+            self.last_end = client.cpu_free_at = t
+            client.cpu_busy_s += busy
+            for time, kind, x in events:
+                yield env.timeout(max(0.0, time - env.now))
+                if kind == "ack":
+                    self.resolve(x, time)
+                    continue
+                for message, returned in x:
+                    message["sent"] = time
+                    returned.succeed((client.sent, client.index))
+                    client.sent += 1
+                if kind == "flush":  # the producers held by the forced flush go on, in producer order
+                    for producer in model.producers:
+                        if producer.client is client and producer.flushes:
+                            producer.flushes = 0
+                            producer.flushed.succeed()
+
+    def resolve(self, message: dict, t: float) -> None:
+        model = self.model
+        if message["status"] == IN_FLIGHT and t < (message["created"] + model.config.producer.ack_wait) * LATE:
+            message["status"] = ACKED
+            message["resolved"] = t
+            model.producers[message["producer"]].resolved()
+
+
 def run_simpy(config: SimConfig, policy: FlowControl | FlowPolicy | None = None) -> Records:
     """Run ``config`` through the SimPy model."""
     return SimPyModel(config, policy).run()
 
 
-__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Station", "SimPyModel", "run_simpy", "flow_control"]
+__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Station", "SimPyModel", "EventLoop", "run_simpy",
+           "flow_control"]

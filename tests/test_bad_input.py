@@ -112,6 +112,23 @@ SET_CASES = [
     (["client.ack_cpu=nan"], "client.ack_cpu", "finite"),
     (["client.ack_cpu=-1"], "client.ack_cpu", ">= 0"),
     (["client.ack_cpu=inf"], "client.ack_cpu", "finite"),
+    (["client.loop=per_iteration"], "client.loop", "per_message or iterations"),
+    (["client.loop="], "client.loop", "per_message or iterations"),
+    (["client.wakeup_cpu=-1us", "client.loop=iterations"], "client.wakeup_cpu", ">= 0"),
+    (["client.wakeup_cpu=nan"], "client.wakeup_cpu", "finite"),
+    (["client.wakeup_cpu=117 microseconds"], "client.wakeup_cpu", "duration"),
+    (["client.pending_bytes=0", "client.loop=iterations"], "client.pending_bytes", ">= 1"),
+    (["client.pending_bytes=-2MiB"], "client.pending_bytes", ">= 1"),
+    (["client.pending_bytes=2 megs"], "client.pending_bytes", "size"),
+    (["client.cpu_cv=-0.5"], "client.cpu_cv", ">= 0"),
+    (["client.cpu_cv=nan"], "client.cpu_cv", "NaN"),
+    (["client.cpu_cv=inf"], "client.cpu_cv", "finite"),
+    (["client.cpu_cv=101"], "client.cpu_cv", "<= 100"),
+    (["client.cpu_cv=yes"], "client.cpu_cv", "number"),
+    (["producer.mode=burst", "producer.messages=none", "run.duration=1s"], "producer.messages", "burst"),
+    (["producer.mode=burst", "producer.window=10"], "producer.window", "burst"),
+    (["producer.mode=burst", "producer.concurrent_task_limit=10"], "producer.concurrent_task_limit", "burst"),
+    (["producer.mode=burst", "producer.rate=100"], "producer.rate", "burst"),
     # link
     (["link.rtt=-1ms"], "link.rtt", ">= 0"),
     (["link.rtt=10 parsecs"], "link.rtt", "unit"),
@@ -596,6 +613,8 @@ WARNINGS = [
     (["producer.partitioning=fixed", "producer.key_space=10"], "producer.key_space"),
     (["producer.arrivals=constant"], "producer.arrivals"),
     (["broker.service_cv=0.5"], "broker.service_cv"),
+    (["client.wakeup_cpu=117us"], "client.wakeup_cpu"),
+    (["client.pending_bytes=64KiB"], "client.pending_bytes"),
 ]
 
 

@@ -144,3 +144,18 @@ def test_a_user_written_policy_plugs_into_the_simpy_model():
     np.testing.assert_array_equal(mine.arrays["resolved"], builtin.arrays["resolved"])
     assert mine.summary["makespan_s"] == pytest.approx(25 * 0.01, rel=0.01)
     assert (mine.arrays["status"] == ACKED).all()
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_exact_ties_go_the_same_way_with_the_asyncio_client(seed):
+    """The round systems above with the event loop's iterations (sim.model.aioclient), and
+    as bursts where the producers have no limit: wake-ups, writes, acks and timers tie."""
+    r = random.Random(seed + 7)
+    overrides = round_config(seed).flat()
+    overrides.update({"client.loop": "iterations", "client.wakeup_cpu": r.choice([0.0, 1e-5, 1e-4]),
+                      "client.pending_bytes": r.choice([1000, 5000, 2**21])})
+    unlimited = not (overrides["producer.window"] or overrides["producer.concurrent_task_limit"]
+                     or overrides["producer.rate"])
+    if overrides["producer.mode"] == "nonblocking" and unlimited and r.random() < 0.5:
+        overrides["producer.mode"] = "burst"
+    assert_every_loop_matches_the_simpy_model(build_config(overrides))

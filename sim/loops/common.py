@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
+from ..model.aioclient import aio_client_side, uses_aio_client
 from ..model.clients import client_side
 from ..model.records import IN_FLIGHT, RecordBuffer, Records
 from ..model.system import System
@@ -29,7 +30,7 @@ def check_time_range(system: System) -> None:
     model's own steps (past 2^40 steps, a step is known to 2^-12 only)."""
     cfg = system.config
     steps = [cfg.link.rtt / 2, system.uplink_time, system.downlink_time, cfg.client.send_cpu,
-             cfg.client.ack_cpu, cfg.broker.read_cpu, cfg.broker.service_time]
+             cfg.client.ack_cpu, cfg.broker.read_cpu, cfg.broker.service_time, cfg.client.wakeup_cpu]
     step = max((s for s in steps if math.isfinite(s)), default=0.0)
     if step <= 0:
         return  # nothing takes time: every time is a start time or an arrival time
@@ -46,7 +47,10 @@ def begin_run(system: System):
     cfg = system.config
     streams = system.streams()
     records = RecordBuffer.for_config(cfg)
-    advance, clients_state = client_side(system, streams, records)
+    if uses_aio_client(system):  # event-loop iterations, bursts, drawn CPU costs: sim.model.aioclient
+        advance, clients_state = aio_client_side(system, streams, records)
+    else:
+        advance, clients_state = client_side(system, streams, records)
     return streams, records, advance, clients_state
 
 

@@ -17,7 +17,9 @@ from ..model.system import UNBOUNDED, System
 
 
 def applies(system: System) -> bool:
-    return system.producers == 1 and system.in_flight_cap == 1
+    from ..model.aioclient import uses_aio_client
+
+    return system.producers == 1 and system.in_flight_cap == 1 and not uses_aio_client(system)
 
 
 def run_single_stream(system: System) -> Records | None:

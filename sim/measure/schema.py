@@ -11,7 +11,8 @@ mode = sync                 producer.mode = sync
 mode = window, window = C   nonblocking, producer.window = C
 mode = limit, limit = L     nonblocking, concurrent_task_limit = L, limiter_poll = 0
 mode = limit_poll, L        nonblocking, concurrent_task_limit = L, limiter_poll = 100ms
-mode = unbounded | burst    nonblocking, no window, no limit
+mode = unbounded            nonblocking, no window, no limit
+mode = burst                producer.mode = burst (every task created at the start, then gathered)
 rtt_ms                      link.rtt (the PING/PONG p50 through the path)
 producers                   clients (one process, one connection each), producers_per_client = 1
 partitions                  broker.partitions (round-robin from partition 1)
@@ -83,7 +84,7 @@ def row_overrides(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
         "producer.messages": max(1, round(messages / producers)),
         "link.rtt": rtt_ms / 1e3,
         "broker.partitions": _whole(row, "partitions", where) or 1,
-        "producer.mode": "sync" if mode == "sync" else "nonblocking",
+        "producer.mode": {"sync": "sync", "burst": "burst"}.get(mode, "nonblocking"),
     }
     if (ack := _number(row, "ack_wait_s", where)) is not None:
         out["producer.ack_wait"] = ack

@@ -25,7 +25,7 @@ def draws(fill: Callable[[int], np.ndarray], chunk: int = CHUNK) -> Iterator[flo
 class SeedTree:
     """The generators of one run: ``producer(j, stream)`` and ``partition(p)``."""
 
-    PRODUCER_STREAMS = ("start", "arrivals", "keys")
+    PRODUCER_STREAMS = ("start", "arrivals", "keys", "cpu")  # (a stream added last leaves the others' seeds)
 
     def __init__(self, seed: int, producers: int, partitions: int):
         producers_root, partitions_root = np.random.SeedSequence(seed).spawn(2)
@@ -111,3 +111,18 @@ def arrival_gaps(kind: str, rate: float, rng: np.random.Generator) -> Iterator[f
     if kind == "constant":
         return repeat(1.0 / rate)
     return draws(lambda n: rng.exponential(1.0 / rate, n))
+
+
+def cpu_costs(send: float, ack: float, cv: float, rng: np.random.Generator) -> Iterator[tuple[float, float]]:
+    """Each message's (produce() cost, ack cost), drawn when the message is created:
+    lognormal with means ``send`` and ``ack`` and coefficient of variation ``cv``
+    (a zero mean stays zero). Two draws per message, in the producer's creation order."""
+    sigma2 = float(np.log1p(cv * cv))
+    sigma = float(np.sqrt(sigma2))
+
+    def chunks():
+        while True:
+            factors = np.exp(rng.normal(-sigma2 / 2, sigma, 2 * CHUNK))
+            yield from zip((send * factors[0::2]).tolist(), (ack * factors[1::2]).tolist())
+
+    return chunks()

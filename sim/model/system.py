@@ -16,7 +16,7 @@ from typing import Iterator, NamedTuple
 
 from ..config import SimConfig
 from .partitioning import chooser
-from .randomness import SeedTree, arrival_gaps, service_times
+from .randomness import SeedTree, arrival_gaps, cpu_costs, service_times
 
 UNBOUNDED = 1 << 62  # "no limit" for counts compared in the hot loop
 
@@ -62,6 +62,7 @@ class RunStreams:
     arrival_gaps: list[Iterator[float] | None]
     partitions: list[Iterator[int]]
     service: list[Iterator[float]]
+    client_cpu: list[Iterator[tuple[float, float]]] | None = None  # per producer, with client.cpu_cv > 0
 
 
 @dataclass(frozen=True)
@@ -189,4 +190,8 @@ class System:
         service = [
             service_times(b.service_dist, b.service_time, b.service_cv, tree.partition(i)) for i in range(self.partitions)
         ]
-        return RunStreams(starts, gaps, parts, service)
+        client_cpu = None
+        if cfg.client.cpu_cv > 0:
+            client_cpu = [cpu_costs(cfg.client.send_cpu, cfg.client.ack_cpu, cfg.client.cpu_cv, tree.producer(j, "cpu"))
+                          for j in range(self.producers)]
+        return RunStreams(starts, gaps, parts, service, client_cpu)

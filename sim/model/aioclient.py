@@ -1,0 +1,482 @@
+"""The client as an asyncio program: tasks, the event loop's iterations, the pending buffer.
+
+``sim.model.clients`` is the default client: one FIFO CPU on which every
+produce() call and every ack is a job of its own, and each message leaves
+the moment its produce() call ends. This module is the client for systems
+that need more of what a real asyncio client does (it is chosen by
+``sim.loops.common.begin_run``):
+
+* ``client.loop = iterations``: the event loop runs *iterations*;
+* ``producer.mode = burst``: every task is created at the producer's start,
+  as ``asyncio.gather`` over N publishes does;
+* ``client.cpu_cv > 0``: each message's produce() and ack cost is drawn
+  (lognormal, means ``client.send_cpu`` and ``client.ack_cpu``).
+
+**Tasks.** A producer's code costs no CPU and acts the moment it may: at its
+start, when an ack or a timeout frees room in its flow control, when its
+open-loop arrival or limiter poll is due. Each produce() it makes there
+creates a *task*: the message's latency clock and ``ack_wait`` deadline start
+then (``created``). The task's first step, the publish (``client.send_cpu``),
+waits for the event loop. A producer makes as many produce() calls as its flow
+control allows at once (a window its free places, the limiter until it
+pauses, a burst all of them), except a producer without any limit, which the
+SDK's ``sleep(0)`` after each produce() paces: it makes one at the start of
+every iteration of its loop.
+
+**Iterations** (``client.loop = iterations``). The loop is idle until
+something is due: a task waiting for its first step, an ack that has
+arrived, or an unlimited producer with messages left. Then an iteration
+starts at s. It costs ``client.wakeup_cpu`` if the loop was idle before s
+(it slept in epoll and was woken; an iteration that follows the previous one
+at once pays none), then runs, in this order: the first step of every task
+created by s (``send_cpu`` each, in creation order), then reads every ack that
+arrived by s (``ack_cpu`` each, in arrival order; an ack resolves its message
+when its processing ends, before the deadline or not at all). Every publish
+of the iteration leaves in one write at its end e (their ``sent`` time). What
+the iteration made ready (tasks created by its acks or by timers during it)
+runs in the next iteration, which starts at e if anything is due by then, as
+asyncio runs callbacks made ready during an iteration in the next one.
+
+**The pending buffer** (``client.pending_bytes``, nats-py's 2 MiB). Publishes
+of one iteration accumulate bytes not yet written. nats-py's ``_send_command``
+appends each publish to its pending list and, when the pending size then
+exceeds the limit, forces a flush: it queues a request to its flusher task and
+makes the publishing task wait for it. The flusher is itself a task, so it
+runs in the next iteration and writes everything pending then: the iteration
+still leaves in one write. Here: a publish that takes the iteration's pending
+bytes past the limit holds its producer until that write (its produce() calls
+wait; the acks read meanwhile free places it fills at the write's time, in
+producer order). With ``per_message`` each message is written alone, and the
+buffer never fills.
+
+**One job at a time** (``client.loop = per_message``, for bursts and drawn
+costs): the CPU takes jobs one at a time in the order they became ready (at
+one instant: what a finished job set off, then arriving acks, then timers), a
+publish leaves when its job ends, and a producer other than a burst waits for
+its produce() call to return before the next one; this is the default
+client's model, with tasks.
+
+Interface (what the loops use, as for ``sim.model.clients``):
+``advance(c, horizon, now)`` runs client c's events before ``horizon`` (and
+any at or before ``now``) and returns the time of its next own event; a write
+at or after ``horizon`` is held until a later call, since the uplink takes
+each window's messages in time order. ``inbox[c]`` takes acks as (arrival, m)
+in arrival order, ``outgoing[c]`` gives ``records.Sent`` tuples in order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from .flow import policy_for
+from .records import ACKED, IN_FLIGHT, LATE, MESSAGE, TIMED_OUT, renumbered
+from .system import UNBOUNDED, System
+
+INF = math.inf
+
+# producer phases
+TIMER, BLOCKED, SLEEPING, DRAINING, EAGER, SENDING, DONE = range(7)
+# events on a client's CPU
+ACK, WRITE, FLUSH = 0, 1, 2  # FLUSH: the write some producers wait for (the pending buffer overflowed)
+
+
+def uses_aio_client(system: System) -> bool:
+    """Does this system need the asyncio client rather than the default one?"""
+    cfg = system.config
+    return cfg.client.loop == "iterations" or cfg.producer.mode == "burst" or cfg.client.cpu_cv > 0
+
+
+def aio_client_side(system: System, streams, records):
+    """Build the clients; return ``(advance, clients)`` as ``clients.client_side`` does."""
+    clients = AioClients(system, streams, records)
+    return clients.advance, clients
+
+
+class AioClients:
+    """Every client's event loop and producers (lists by client c and producer j)."""
+
+    def __init__(self, system: System, streams, records):
+        cfg = system.config
+        self.records = records
+        n_clients = system.clients
+        self.n_producers = n_producers = system.producers
+        self.client_of = [system.client_of(j) for j in range(n_producers)]
+        self.producers_of = [[j for j in range(n_producers) if self.client_of[j] == c] for c in range(n_clients)]
+        client = cfg.client
+        self.send_cpu, self.ack_cpu, self.wakeup = client.send_cpu, client.ack_cpu, client.wakeup_cpu
+        self.batched = client.loop == "iterations"
+        self.pending_limit = client.pending_bytes
+        self.message_bytes = system.message_bytes
+        self.ack_wait = cfg.producer.ack_wait
+        self.end = INF if cfg.run.duration is None else cfg.run.duration
+        self.flow = flow = policy_for(system)
+        self.open_loop = cfg.producer.rate is not None
+        self.burst = cfg.producer.mode == "burst"
+        # a producer without any limit is paced by the loop's iterations (one produce() each)
+        self.eager = (self.batched and not self.burst and not self.open_loop and flow.cap >= UNBOUNDED
+                      and flow.pause is None)
+        self.costs = [c.__next__ for c in streams.client_cpu] if streams.client_cpu is not None else None
+        self.cost_of: dict[int, tuple[float, float]] = {}  # drawn (send, ack) of messages not yet done
+
+        # what the loops read
+        self.inbox = [deque() for _ in range(n_clients)]  # (arrival, m)
+        self.outgoing = [deque() for _ in range(n_clients)]  # records.Sent tuples
+        self.cpu_busy = [0.0] * n_clients
+        self.cpu_free = [0.0] * n_clients
+        self.timed_out = [False] * n_clients
+        messages = cfg.producer.messages
+        self.remaining = [UNBOUNDED if messages is None else messages] * n_producers
+
+        # each client's loop
+        self.cpu = [deque() for _ in range(n_clients)]  # (time, ACK, m) / (time, WRITE, [m...]) in time order
+        self.ready = [deque() for _ in range(n_clients)]  # tasks waiting for their first step
+        self.ready_at = [-INF] * n_clients  # when the last of them was created
+        self.last_end = [-INF] * n_clients  # when the loop's last iteration (or job) ended
+        self.jobs = [deque() for _ in range(n_clients)]  # per_message: (kind, m) ready, in order
+        self.connection_count = [0] * n_clients
+        self.seq = [n_producers] * n_clients  # the order timers are set in (a message's deadline at its creation)
+
+        # producers
+        self.in_flight = [0] * n_producers
+        self.phase = [TIMER] * n_producers
+        self.timer = list(streams.start_times)  # start, open-loop arrival or limiter poll (INF: none)
+        self.timer_key = list(range(n_producers))
+        self.deadline = [INF] * n_producers  # the watchdog: the oldest deadline
+        self.deadline_key = [0] * n_producers
+        self.watch = [deque() for _ in range(n_producers)]  # (m, key) in creation order
+        self.sleep_for = [0.0] * n_producers
+        self.blocked_flush = [0] * n_producers  # forced flushes a producer waits for
+        self.gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
+        self.choose_next = [p.__next__ for p in streams.partitions]
+        self.next_arrival = [0.0] * n_producers
+        if self.open_loop:
+            for j in range(n_producers):
+                self.next_arrival[j] = self.timer[j] + self.gap_next[j]()
+
+    # -- what the loops call ------------------------------------------------------
+    def live(self) -> list[int]:
+        status = self.records.status
+        ids = [m for queue in self.ready for m in queue]
+        ids += [m for queue in self.inbox for _, m in queue]
+        ids += [entry[MESSAGE] for queue in self.outgoing for entry in queue]
+        for queue in self.cpu:
+            for _, kind, x in queue:
+                if kind == ACK:
+                    ids.append(x)
+                else:
+                    ids.extend(x)
+        ids += [m for queue in self.jobs for _, _, m in queue]
+        ids += [m for queue in self.watch for m, _ in queue if status[m] == IN_FLIGHT]
+        ids += list(self.cost_of)
+        return ids
+
+    def renumber(self, mapping) -> None:
+        def new(m):
+            return int(mapping[m])
+
+        for queue in self.ready:
+            _replace(queue, [new(m) for m in queue])
+        for queue in self.inbox:
+            _replace(queue, [(t, new(m)) for t, m in queue])
+        for queue in self.outgoing:
+            _replace(queue, [renumbered(e, mapping) for e in queue])
+        for queue in self.cpu:
+            _replace(queue, [(t, k, new(x) if k == ACK else [new(m) for m in x]) for t, k, x in queue])
+        for queue in self.jobs:
+            _replace(queue, [(t, k, new(m)) for t, k, m in queue])
+        for queue in self.watch:
+            _replace(queue, [(new(m), key) for m, key in queue if mapping[m] >= 0])
+        self.cost_of = {new(m): cost for m, cost in self.cost_of.items() if mapping[m] >= 0}
+
+    def advance(self, c: int, horizon: float, now: float) -> float:
+        """Client c's events before ``horizon`` (and at or before ``now``), in time order;
+        returns the time of its next one. At one instant: the CPU's events, then arriving
+        acks (one job at a time only: there they queue for the CPU), then the timers (in
+        the order they were set), then the loop starts its next iteration."""
+        if horizon > self.end:
+            horizon = self.end
+        if now >= self.end:
+            now = -INF
+        cpu, inbox, jobs, batched = self.cpu[c], self.inbox[c], self.jobs[c], self.batched
+        while True:
+            if not cpu and jobs:
+                self._job(c)
+            t_timer, who = self._next_timer(c)
+            t_cpu = cpu[0][0] if cpu else INF
+            t_ack = inbox[0][0] if inbox and not batched else INF
+            s = self._next_start(c) if batched and not cpu else INF
+            t = min(t_cpu, t_ack, t_timer, s)
+            if t >= horizon and t > now:
+                return t
+            if t == t_cpu:
+                self._cpu_event(c, cpu.popleft())
+            elif t == t_ack:
+                jobs.append((t, ACK, inbox.popleft()[1]))
+            elif t == t_timer:
+                self._fire_timer(c, t, who)
+            else:
+                self._iteration(c, s)
+
+    # -- the loop -------------------------------------------------------------------
+    def _next_start(self, c: int) -> float:
+        """When the loop can next start an iteration: something is due by then."""
+        inbox = self.inbox[c]
+        s = INF
+        if self.ready[c] or (self.eager and any(self.phase[j] == EAGER for j in self.producers_of[c])):
+            s = self.ready_at[c]
+        if inbox and inbox[0][0] < s:
+            s = inbox[0][0]
+        last = self.last_end[c]
+        return last if last > s else s
+
+    def _iteration(self, c: int, s: float) -> None:
+        records = self.records
+        for j in self.producers_of[c]:
+            if self.phase[j] == EAGER:
+                self._create(c, j, s)
+                if self.remaining[j] <= 0:
+                    self.phase[j] = DONE
+        t = s
+        busy = 0.0
+        if s > self.last_end[c]:
+            t += self.wakeup
+            busy += self.wakeup
+        ready, cpu, inbox = self.ready[c], self.cpu[c], self.inbox[c]
+        batch = []
+        pending = 0
+        forced = False
+        limit, size = self.pending_limit, self.message_bytes
+        while ready:
+            m = ready.popleft()
+            cost = self._send_cost(m)
+            t += cost
+            busy += cost
+            batch.append(m)
+            pending += size
+            if pending > limit:  # past nats-py's pending buffer: a forced flush, its producer waits for it
+                self.blocked_flush[records.producer[m]] += 1
+                forced = True
+        while inbox and inbox[0][0] <= s:
+            _, m = inbox.popleft()
+            cost = self._ack_cost(m)
+            t += cost
+            busy += cost
+            cpu.append((t, ACK, m))
+        if batch:
+            cpu.append((t, FLUSH if forced else WRITE, batch))
+        self.last_end[c] = t
+        self.cpu_free[c] = t
+        self.cpu_busy[c] += busy
+
+    def _job(self, c: int) -> None:
+        """per_message: the idle CPU takes the job that became ready first."""
+        ready, kind, m = self.jobs[c].popleft()
+        last = self.last_end[c]
+        s = last if last > ready else ready
+        if kind == WRITE:
+            cost = self._send_cost(m)
+            event = (s + cost, WRITE, [m])
+        else:
+            cost = self._ack_cost(m)
+            event = (s + cost, ACK, m)
+        self.cpu[c].append(event)
+        self.last_end[c] = self.cpu_free[c] = event[0]
+        self.cpu_busy[c] += cost
+
+    def _cpu_event(self, c: int, event) -> None:
+        t, kind, x = event
+        if kind == ACK:
+            j = self._resolve(x, t)
+            if j >= 0:
+                self._produce(c, j, t)
+            return
+        records = self.records
+        out, n = self.outgoing[c], self.connection_count[c]
+        for m in x:
+            records.sent[m] = t
+            out.append((t, n, c, m, records.partition[m]))
+            n += 1
+        self.connection_count[c] = n
+        if not self.batched:  # produce() returns now
+            j = records.producer[x[0]]
+            if self.phase[j] == SENDING:
+                self._after_produce(c, j, t)
+        elif kind == FLUSH:  # the producers whose publishes forced a flush go on, in producer order
+            for j in self.producers_of[c]:
+                if self.blocked_flush[j]:
+                    self.blocked_flush[j] = 0
+                    if self.phase[j] == BLOCKED:
+                        self._produce(c, j, t)
+
+    # -- producers --------------------------------------------------------------------
+    def _create(self, c: int, j: int, t: float) -> int:
+        records = self.records
+        m = records.count
+        if m == records.capacity:
+            records.grow()
+        records.count = m + 1
+        records.producer[m] = j
+        records.partition[m] = self.choose_next[j]()
+        if self.open_loop:
+            records.intended[m] = self.next_arrival[j]
+            self.next_arrival[j] += self.gap_next[j]()
+        records.created[m] = t
+        if self.costs is not None:
+            self.cost_of[m] = self.costs[j]()
+        self.remaining[j] -= 1
+        self.in_flight[j] += 1
+        key = self.seq[c]
+        self.seq[c] = key + 1
+        self.watch[j].append((m, key))
+        if self.deadline[j] == INF:
+            self.deadline[j] = t + self.ack_wait
+            self.deadline_key[j] = key
+        if self.batched:
+            self.ready[c].append(m)
+        else:
+            self.jobs[c].append((t, WRITE, m))
+        if t > self.ready_at[c]:
+            self.ready_at[c] = t
+        return m
+
+    def _produce(self, c: int, j: int, t: float) -> None:
+        """Producer j may go on at t: produce() as many times as its flow control allows."""
+        phase, remaining, in_flight = self.phase, self.remaining, self.in_flight
+        if self.burst:
+            while remaining[j] > 0:
+                self._create(c, j, t)
+            phase[j] = DONE
+            return
+        if self.eager:
+            phase[j] = EAGER if remaining[j] > 0 else DONE
+            if t > self.ready_at[c]:
+                self.ready_at[c] = t
+            return
+        cap = self.flow.cap
+        while True:
+            if remaining[j] <= 0:
+                phase[j] = DONE
+                return
+            if in_flight[j] >= cap or self.blocked_flush[j]:
+                phase[j] = BLOCKED
+                return
+            if self.open_loop and self.next_arrival[j] > t:
+                phase[j] = TIMER
+                self._set_timer(c, j, self.next_arrival[j])
+                return
+            self._create(c, j, t)
+            if not self.batched:
+                phase[j] = SENDING  # produce() returns when its job ends
+                return
+            if not self._after_produce(c, j, t, go_on=False):
+                return
+
+    def _after_produce(self, c: int, j: int, t: float, go_on: bool = True) -> bool:
+        """The SDK's check right after a produce(): pause or go on (True)."""
+        pause = self.flow.pause
+        wait = None if pause is None else pause(self.in_flight[j])
+        if wait is not None:
+            if wait > 0:
+                self.phase[j] = SLEEPING
+                self.sleep_for[j] = wait
+                self._set_timer(c, j, t + wait)
+            else:
+                self.phase[j] = DRAINING
+            return False
+        if go_on:
+            self._produce(c, j, t)
+        return True
+
+    def _set_timer(self, c: int, j: int, t: float) -> None:
+        self.timer[j] = t
+        self.timer_key[j] = self.seq[c]
+        self.seq[c] += 1
+
+    def _next_timer(self, c: int):
+        best, key, who = INF, None, -1
+        for j in self.producers_of[c]:
+            t = self.timer[j]
+            if t < best or (t == best and t < INF and self.timer_key[j] < key):
+                best, key, who = t, self.timer_key[j], j
+            t = self.deadline[j]
+            if t < best or (t == best and t < INF and self.deadline_key[j] < key):
+                best, key, who = t, self.deadline_key[j], -2 - j
+        return best, who
+
+    def _fire_timer(self, c: int, t: float, who: int) -> None:
+        if who >= 0:  # a producer's timer: its start, an open-loop arrival or a limiter poll
+            j = who
+            self.timer[j] = INF
+            if self.phase[j] == SLEEPING and not self.flow.may_resume(self.in_flight[j]):
+                self._set_timer(c, j, t + self.sleep_for[j])
+                return
+            self._produce(c, j, t)
+            return
+        j = -2 - who  # the watchdog: every message of j whose deadline has come times out
+        records = self.records
+        status, created = records.status, records.created
+        queue = self.watch[j]
+        freed = False
+        while queue:
+            m, _ = queue[0]
+            if status[m] != IN_FLIGHT:
+                queue.popleft()
+                continue
+            expiry = created[m] + self.ack_wait
+            if expiry > t:
+                break
+            queue.popleft()
+            status[m] = TIMED_OUT
+            records.resolved[m] = expiry
+            self.timed_out[c] = True
+            self.in_flight[j] -= 1
+            freed = True
+        if queue:
+            m, key = queue[0]
+            self.deadline[j] = created[m] + self.ack_wait
+            self.deadline_key[j] = key
+        else:
+            self.deadline[j] = INF
+        if freed:
+            self._resumed(c, j, t)
+
+    def _resolve(self, m: int, t: float) -> int:
+        """The ack of m is processed at t; the producer (>= 0) if it was waiting on it."""
+        records = self.records
+        self.cost_of.pop(m, None)
+        if records.status[m] != IN_FLIGHT or t >= (records.created[m] + self.ack_wait) * LATE:
+            return -1
+        records.status[m] = ACKED
+        records.resolved[m] = t
+        j = records.producer[m]
+        self.in_flight[j] -= 1
+        queue = self.watch[j]
+        while queue and records.status[queue[0][0]] != IN_FLIGHT:
+            queue.popleft()
+        phase = self.phase[j]
+        if phase == BLOCKED or (phase == DRAINING and self.flow.may_resume(self.in_flight[j])):
+            return j
+        return -1
+
+    def _resumed(self, c: int, j: int, t: float) -> None:
+        phase = self.phase[j]
+        if phase == BLOCKED or (phase == DRAINING and self.flow.may_resume(self.in_flight[j])):
+            self._produce(c, j, t)
+
+    # -- costs ------------------------------------------------------------------------
+    def _send_cost(self, m: int) -> float:
+        if self.costs is None:
+            return self.send_cpu
+        return self.cost_of[m][0]
+
+    def _ack_cost(self, m: int) -> float:
+        if self.costs is None:
+            return self.ack_cpu
+        cost = self.cost_of.get(m)
+        return self.ack_cpu if cost is None else cost[1]
+
+
+def _replace(queue: deque, items: list) -> None:
+    queue.clear()
+    queue.extend(items)

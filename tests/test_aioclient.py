@@ -1,0 +1,278 @@
+"""The asyncio client (sim.model.aioclient): event-loop iterations, bursts, the pending
+buffer and drawn CPU costs. Timelines computed by hand, then both engines on random
+systems, message by message."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from sim import build_config
+from sim.engine import run_records
+from sim.model.aioclient import uses_aio_client
+from sim.model.records import ACKED, TIMED_OUT
+from sim.model.system import System
+from sim.results import Result
+from sim.simpy_model import run_simpy
+from tests.systems import random_overrides
+from tests.test_oracle import assert_same_messages, loops_for
+from tests.test_summary_mode import compare
+
+W, S, A, R = 117e-6, 30e-6, 9e-6, 1e-3  # wake-up, publish, ack, round trip
+# a path that adds nothing but the round trip: every ack of one write comes back at one instant
+BARE = {"link.rtt": R, "link.bandwidth": "inf", "link.window_bytes": "inf", "broker.read_cpu": 0,
+        "broker.service_time": 0, "broker.ack_bytes": 0, "client.send_cpu": S, "client.ack_cpu": A}
+LOOPS = [None, "events", "windows", "vectors"]
+
+
+def timeline(overrides: dict, loop=None) -> dict:
+    config = build_config({**BARE, **overrides})
+    return Result(config, run_records(System(config), loop=loop)).arrays
+
+
+def both_engines(overrides: dict) -> list[dict]:
+    config = build_config({**BARE, **overrides})
+    out = [Result(config, run_records(System(config), loop=loop)).arrays for loop in LOOPS]
+    return out + [Result(config, run_simpy(config)).arrays]
+
+
+def test_the_defaults_keep_the_default_client():
+    assert not uses_aio_client(System(build_config({})))
+    assert uses_aio_client(System(build_config({"client.loop": "iterations"})))
+    assert uses_aio_client(System(build_config({"producer.mode": "burst"})))
+    assert uses_aio_client(System(build_config({"client.cpu_cv": 0.5})))
+
+
+def test_sync_pays_one_wake_up_per_message():
+    """The ack wakes the loop (W + A); the producer's next publish runs in the iteration
+    right after (S, no wake-up); the first publish woke the loop at 0."""
+    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.messages": 3}):
+        created, sent, resolved = a["created"], a["sent"], a["resolved"]
+        assert sent[0] == pytest.approx(W + S, abs=1e-15)
+        for k in range(3):
+            if k:
+                assert created[k] == pytest.approx(resolved[k - 1], abs=1e-15)  # produce() at the ack
+                assert sent[k] == pytest.approx(resolved[k - 1] + S, abs=1e-15)
+            assert resolved[k] == pytest.approx(sent[k] + R + W + A, abs=1e-15)
+        assert resolved[2] == pytest.approx(W + 3 * (S + R + W + A), abs=1e-15)
+    config = build_config({**BARE, "client.loop": "iterations", "client.wakeup_cpu": W, "producer.messages": 3})
+    records = run_records(System(config))
+    assert records.busy["client_cpu"][0] == pytest.approx(4 * W + 3 * S + 3 * A, rel=1e-12)
+
+
+def test_a_window_of_three_reads_its_acks_together_and_leaves_in_one_write():
+    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
+                           "producer.window": 3, "producer.messages": 6}):
+        created, sent, resolved = a["created"], a["sent"], a["resolved"]
+        first = W + 3 * S  # the three publishes of the first iteration, one write
+        np.testing.assert_allclose(created[:3], 0.0, atol=0)
+        np.testing.assert_allclose(sent[:3], first, atol=1e-15)
+        back = first + R  # the three acks arrive together and are read in one iteration
+        np.testing.assert_allclose(resolved[:3], back + W + A * np.arange(1, 4), atol=1e-15)
+        # each ack frees a place: a task created at that moment, its publish in the next iteration
+        np.testing.assert_allclose(created[3:], resolved[:3], atol=1e-15)
+        second = back + W + 3 * A + 3 * S
+        np.testing.assert_allclose(sent[3:], second, atol=1e-15)
+        np.testing.assert_allclose(resolved[3:], second + R + W + A * np.arange(1, 4), atol=1e-15)
+
+
+def test_per_message_writes_each_publish_alone():
+    """The same window without iterations: each produce() a job, each message its own write."""
+    a = timeline({"producer.mode": "nonblocking", "producer.window": 3, "producer.messages": 3})
+    np.testing.assert_allclose(a["sent"], S * np.arange(1, 4), atol=1e-15)
+
+
+def test_a_producer_without_limit_makes_one_produce_per_iteration():
+    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
+                           "producer.messages": 3}):
+        np.testing.assert_allclose(a["created"], [0.0, W + S, W + 2 * S], atol=1e-15)
+        np.testing.assert_allclose(a["sent"], [W + S, W + 2 * S, W + 3 * S], atol=1e-15)
+
+
+def test_a_burst_runs_every_publish_before_its_first_ack_and_its_last_messages_time_out():
+    n = 5
+    back = W + n * S + R  # one write, every ack back at once
+    ack_wait = back + W + 3.5 * A  # the first three acks are read in time, the last two are not
+    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "burst",
+                           "producer.messages": n, "producer.ack_wait": ack_wait}):
+        np.testing.assert_allclose(a["created"], 0.0, atol=0)  # every task created at the start
+        np.testing.assert_allclose(a["sent"], W + n * S, atol=1e-15)
+        np.testing.assert_array_equal(a["status"], [ACKED] * 3 + [TIMED_OUT] * 2)
+        np.testing.assert_allclose(a["resolved"][:3], back + W + A * np.arange(1, 4), atol=1e-15)
+        np.testing.assert_allclose(a["resolved"][3:], ack_wait, atol=1e-15)  # timed out at the deadline
+
+
+def test_a_burst_one_job_at_a_time():
+    """per_message: all tasks exist at 0; their publishes run first, each its own write."""
+    n = 4
+    for a in both_engines({"producer.mode": "burst", "producer.messages": n}):
+        np.testing.assert_allclose(a["created"], 0.0, atol=0)
+        np.testing.assert_allclose(a["sent"], S * np.arange(1, n + 1), atol=1e-15)
+        # the acks come back R after each write; the CPU is free by then: each takes A
+        np.testing.assert_allclose(a["resolved"], S * np.arange(1, n + 1) + R + A, atol=1e-15)
+
+
+def test_a_burst_needs_a_count():
+    from sim.config import ConfigError
+
+    with pytest.raises(ConfigError, match="producer.messages"):
+        build_config({"producer.mode": "burst", "producer.messages": None, "run.duration": 1})
+
+
+def test_the_pending_buffer_holds_the_producer_until_the_write():
+    """3000-byte messages, a 2500-byte buffer: every publish forces a flush and holds its
+    producer until its iteration's write. A window of 3; the partition takes D per message,
+    so the three acks come back D apart: the first wakes the loop alone; in the next
+    iteration the new task's publish overflows, then the other two acks are read, and the
+    places they free are filled only at that iteration's write."""
+    d = 20e-6
+    base = {"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
+            "producer.window": 3, "producer.messages": 6, "producer.payload_bytes": 3000,
+            "producer.overhead_bytes": 0, "broker.service_time": d}
+    first = W + 3 * S
+    r0 = first + R + d + W + A  # the first ack, read alone (the others arrive D and 2D later)
+    third = r0 + S + 2 * A  # the next iteration: m3's publish, then the two other acks; its write
+    for a in both_engines({**base, "client.pending_bytes": 2500}):
+        np.testing.assert_allclose(a["sent"][:3], first, atol=1e-15)  # one write all the same
+        assert a["created"][3] == pytest.approx(r0, abs=1e-15)
+        np.testing.assert_allclose(a["resolved"][1:3], [r0 + S + A, r0 + S + 2 * A], atol=1e-15)
+        assert a["sent"][3] == pytest.approx(third, abs=1e-15)
+        np.testing.assert_allclose(a["created"][4:], third, atol=1e-15)  # held until the write
+    for a in both_engines({**base, "client.pending_bytes": 10_000}):
+        np.testing.assert_allclose(a["created"][4:], [r0 + S + A, r0 + S + 2 * A], atol=1e-15)  # at each ack
+
+
+def draws_config(seed: int, **extra):
+    return build_config({"client.loop": "iterations", "client.cpu_cv": 1.0, "producer.mode": "nonblocking",
+                         "producer.window": 50, "producer.messages": 4000, "link.rtt": "1ms",
+                         "run.seed": seed, **extra})
+
+
+def test_drawn_costs_have_the_configured_mean_and_the_same_seed_gives_the_same_run():
+    config = draws_config(7)
+    first, again = run_records(System(config)), run_records(System(config))
+    np.testing.assert_array_equal(np.asarray(first.resolved), np.asarray(again.resolved))
+    other = run_records(System(draws_config(8)))
+    assert not np.array_equal(np.asarray(first.resolved), np.asarray(other.resolved))
+    # busy = sum of 4000 drawn publishes and 4000 drawn acks (lognormal, cv 1): mean 45 us,
+    # sd of the sum sqrt(4000 (35^2 + 10^2)) us = 2.3 ms, i.e. 1.3% of 180 ms; 4 sd
+    busy = first.busy["client_cpu"][0]
+    assert busy == pytest.approx(4000 * 45e-6, rel=4 * 2.3e-3 / 0.18)
+    assert not np.allclose(np.asarray(first.resolved),
+                           np.asarray(run_records(System(draws_config(7, **{"client.cpu_cv": 0.0}))).resolved))
+
+
+def test_the_cost_draws_are_lognormal_with_the_configured_mean_and_cv():
+    from itertools import islice
+
+    from sim.model.randomness import cpu_costs
+
+    n = 20_000
+    pairs = np.array(list(islice(cpu_costs(35e-6, 10e-6, 1.0, np.random.default_rng(3)), n)))
+    for column, mean in ((0, 35e-6), (1, 10e-6)):
+        x = pairs[:, column]
+        assert x.mean() == pytest.approx(mean, rel=4 / np.sqrt(n))  # 4 sd of the mean (cv 1)
+        assert x.std() / x.mean() == pytest.approx(1.0, abs=0.1)  # about 4 sd of the sample cv here
+        assert np.log(x).std() == pytest.approx(np.sqrt(np.log(2)), rel=0.03)  # sigma^2 = ln(1 + cv^2)
+    assert abs(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1]) < 4 / np.sqrt(n)  # independent draws
+    zero = list(islice(cpu_costs(35e-6, 0.0, 1.0, np.random.default_rng(3)), 5))
+    assert all(ack == 0.0 for _, ack in zero)
+
+
+def random_aio_config(seed: int):
+    """A random system of tests.systems with the asyncio client on: iterations (with and
+    without wake-up cost), a pending buffer small enough to overflow, bursts, drawn costs."""
+    overrides = random_overrides(seed)
+    r = random.Random(seed + 1000)
+    loop = "iterations" if seed % 4 else "per_message"
+    overrides["client.loop"] = loop
+    if loop == "iterations":
+        overrides["client.wakeup_cpu"] = r.choice([0.0, r.uniform(10e-6, 200e-6)])
+        overrides["client.pending_bytes"] = r.choice([2 * 2**20, r.randint(1000, 20000)])
+    if r.random() < 0.5 or loop == "per_message":
+        overrides["client.cpu_cv"] = r.uniform(0.1, 2.0)
+    if r.random() < 0.3 or (loop == "per_message" and r.random() < 0.5):
+        overrides["producer.mode"] = "burst"
+        for key in ("producer.window", "producer.concurrent_task_limit", "producer.limiter_poll", "producer.rate"):
+            overrides.pop(key, None)
+    return build_config(overrides)
+
+
+@pytest.mark.parametrize("seed", range(32))
+def test_every_loop_matches_the_simpy_model(seed):
+    config = random_aio_config(seed)
+    system = System(config)
+    reference = run_simpy(config)
+    for loop in loops_for(system):
+        assert_same_messages(config, run_records(system, loop=loop), reference)
+
+
+def test_the_random_systems_exercise_every_mechanism():
+    seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "overflow": 0, "timeouts": 0,
+            "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0}
+    for seed in range(32):
+        config = random_aio_config(seed)
+        records = run_records(System(config))
+        c, p = config.client, config.producer
+        seen[c.loop] += 1
+        seen["burst"] += p.mode == "burst"
+        seen["cv"] += c.cpu_cv > 0
+        seen["wakeup"] += c.loop == "iterations" and c.wakeup_cpu > 0
+        seen["overflow"] += c.loop == "iterations" and c.pending_bytes < 3 * System(config).message_bytes
+        seen["timeouts"] += int((np.asarray(records.status) == TIMED_OUT).any())
+        seen["limiter"] += p.concurrent_task_limit is not None
+        seen["window"] += p.window is not None
+        seen["unbounded"] += p.mode == "nonblocking" and System(config).flow == "unbounded" and p.rate is None
+        seen["open_loop"] += p.rate is not None
+        seen["cut"] += records.cut
+    assert all(seen.values()), seen
+
+
+def test_the_single_stream_loop_refuses_the_asyncio_client():
+    config = build_config({"client.loop": "iterations", "producer.messages": 10})
+    with pytest.raises(ValueError, match="default client"):
+        run_records(System(config), loop="single")
+    a = Result(config, run_records(System(config))).arrays  # the default picks a loop that can
+    assert (a["status"] == ACKED).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_summary_mode_gives_the_full_summary(seed, compact_often):
+    full_config = random_aio_config(seed).replace({"producer.messages": 400})
+    summary_config = full_config.replace({"run.records": "summary"})
+    for loop in (None, "events"):
+        compare(Result(full_config, run_records(System(full_config), loop=loop)),
+                Result(summary_config, run_records(System(summary_config), loop=loop)))
+
+
+def test_the_analytic_round_trip_counts_the_wake_up():
+    from sim.analytic import loop_ceiling, round_trip, sync_makespan
+
+    config = build_config({**BARE, "client.loop": "iterations", "client.wakeup_cpu": W, "producer.messages": 50})
+    assert round_trip(config) == pytest.approx(R + W + S + A, rel=1e-12)
+    result = Result(config, run_records(System(config)))
+    assert result.summary["makespan_s"] == pytest.approx(sync_makespan(config), rel=1e-12)
+    assert loop_ceiling(config) == pytest.approx(1 / (W + S + A), rel=1e-12)
+    from sim.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match="client.wakeup_cpu = 117us is ignored"):
+        per_message = build_config({**BARE, "client.wakeup_cpu": W, "producer.messages": 50})
+    assert round_trip(per_message) == pytest.approx(R + S + A, rel=1e-12)  # the key is ignored there
+
+
+def test_a_window_of_c_takes_rounds_of_one_wake_up_and_c_messages():
+    """Each round: the acks wake the loop (W + C A), the publishes follow (C S), one RTT:
+    N = k C messages take k (R + W + C (S + A)) + W, and C / (W + C (S + A)) bounds the
+    rate (the loop_ceiling of a batch of C) whatever the RTT."""
+    from sim.analytic import loop_ceiling
+
+    c, k = 8, 5
+    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
+                           "producer.window": c, "producer.messages": c * k}):
+        assert np.nanmax(a["resolved"]) == pytest.approx(k * (R + W + c * (S + A)) + W, rel=1e-12)
+    config = build_config({**BARE, "client.loop": "iterations", "client.wakeup_cpu": W,
+                           "producer.mode": "nonblocking", "producer.window": c, "producer.messages": c * k})
+    rate = Result(config, run_records(System(config))).summary["throughput_msgs_per_s"]
+    assert rate < loop_ceiling(config, batch=c) == pytest.approx(c / (W + c * (S + A)))
