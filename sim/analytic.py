@@ -49,7 +49,9 @@ def capacities(config: SimConfig | System) -> dict[str, float]:
     return {
         "client_cpu": s.clients / cpu if cpu else math.inf,
         "uplink": 1 / s.uplink_time if s.uplink_time else math.inf,
-        "connection": s.clients * s.uplink_window / rtt if s.uplink_window is not None and rtt > 0 else math.inf,
+        # whole messages per RTT, or window / message bytes when the window counts bytes
+        "connection": (s.clients * s.connection_messages / rtt
+                       if s.connection_messages is not None and rtt > 0 else math.inf),
         "read_loop": s.clients / cfg.broker.read_cpu if cfg.broker.read_cpu else math.inf,
         "partition": 1 / (service * busiest) if service else math.inf,
         "downlink": 1 / s.downlink_time if s.downlink_time else math.inf,
@@ -145,7 +147,11 @@ def mathis_rate(mss_bytes: float, rtt: float, loss: float) -> float:
 
 def connection_rate(config: SimConfig | System) -> float:
     """Bytes/s one connection carries: min(bandwidth, window / RTT), the window
-    being the configured one or the Mathis bound's, the smaller."""
+    being the configured one or the Mathis bound's, the smaller. When messages go in
+    segments (longer than link.mss_bytes) the window counts bytes and a connection in
+    steady state carries W / (RTT + one segment's serialization), within 1% of this
+    bound wherever a segment takes under 1% of the RTT to send; messages of one segment
+    carry floor(W / message) messages per RTT (``System.connection_messages``)."""
     s = _system(config)
     rtt = s.config.link.rtt
     window = s.window_bytes
@@ -318,9 +324,10 @@ def stations(config: SimConfig | System) -> list[Station]:
     for c in range(k):
         out.append(Station(f"client_cpu[{c + 1}]", (cfg.client.send_cpu + cfg.client.ack_cpu) / k))
     out.append(Station("uplink", s.uplink_time))
-    if s.uplink_window is not None and cfg.link.rtt > 0:
+    window = s.connection_messages  # whole messages, or window / message bytes when it counts bytes
+    if window is not None and cfg.link.rtt > 0:
         for c in range(k):
-            out.append(Station(f"connection[{c + 1}]", cfg.link.rtt / s.uplink_window / k))
+            out.append(Station(f"connection[{c + 1}]", cfg.link.rtt / window / k))
     for c in range(k):
         out.append(Station(f"read_loop[{c + 1}]", cfg.broker.read_cpu / k))
     for p, share in enumerate(s.partition_shares):

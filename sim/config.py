@@ -290,6 +290,23 @@ class LinkConfig(_Group):
         SIZE_HELP + ", at least link.mss_bytes, or inf",
         ge=1,
     )
+    jitter: Duration = _field(
+        0.0,
+        "mean extra one-way delay of each message and each ack on top of RTT/2, lognormal (queues and "
+        "schedulers on the path, timer slack in a proxy); a connection still delivers in order. "
+        "0 = a fixed path, as the article's model has; calibrate it on the p99/p50 of round-trip-bound points",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
+    jitter_cv: Number = _field(
+        1.0,
+        "coefficient of variation of the lognormal link.jitter (1: as spread as an exponential "
+        "but with a longer tail, as measured path delays have)",
+        "a number > 0 and <= 100",
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+    )
 
 
 class BrokerConfig(_Group):
@@ -434,6 +451,7 @@ class SimConfig(_Group):
             ("client.wakeup_cpu", self.client.loop != "iterations", "client.loop is per_message, not iterations"),
             ("client.pending_bytes", self.client.loop != "iterations",
              "client.loop is per_message: each message is written when produced"),
+            ("link.jitter_cv", self.link.jitter == 0, "link.jitter is 0"),
         ]
         out = []
         for key, unused, why in checks:

@@ -40,11 +40,13 @@ from __future__ import annotations
 from .loops.common import check_time_range, lookahead
 from .loops.events import run_events
 from .loops.single import applies, run_single_stream
-from .loops.windows import expected_batch, run_windows
+from .loops.windows import expected_batch, run_windows, scalar_only
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
+from .model.network import WindowEngaged
 from .model.system import System
 
-__all__ = ["ACKED", "IN_FLIGHT", "STATUS_NAMES", "TIMED_OUT", "Records", "run_records", "lookahead", "expected_batch"]
+__all__ = ["ACKED", "IN_FLIGHT", "STATUS_NAMES", "TIMED_OUT", "Records", "run_records", "lookahead", "expected_batch",
+           "allowed_loops"]
 
 
 def run_records(system: System, loop: str | None = None) -> Records:
@@ -54,11 +56,17 @@ def run_records(system: System, loop: str | None = None) -> Records:
     (``sim.loops.single``), else the window loop, its network computed with
     numpy when windows carry many messages, and the event loop when there is no
     lookahead. ``loop`` forces one: "single", "events", "windows" (the network
-    message by message) or "vectors" (the network with numpy).
+    message by message) or "vectors" (the network with numpy); :func:`allowed_loops`
+    says which take ``system`` (a TCP window in bytes that may bind, and link.jitter,
+    are computed by the event loop and the scalar network only).
     """
     if loop not in (None, "events", "windows", "vectors", "single"):
         raise ValueError(f"unknown loop {loop!r}")
     check_time_range(system)
+    if loop == "vectors" and scalar_only(system):
+        raise ValueError("loop 'vectors' computes neither a TCP window in bytes that may bind (messages longer "
+                         "than link.mss_bytes, a window under producers x in-flight x message bytes) nor "
+                         "link.jitter; use 'windows', 'events' or the default")
     if loop in (None, "single"):
         if applies(system):
             records = run_single_stream(system)
@@ -67,12 +75,32 @@ def run_records(system: System, loop: str | None = None) -> Records:
             loop = None
         elif loop == "single":
             raise ValueError("the single-stream loop needs exactly one producer with one message in flight, "
-                             "and the default client (client.loop = per_message, no burst, client.cpu_cv = 0)")
-    if loop == "events" or (loop is None and lookahead(system) <= 0):
-        return run_events(system)
-    if lookahead(system) <= 0:
+                             "the default client (client.loop = per_message, no burst, client.cpu_cv = 0) "
+                             "and a TCP window that holds the whole message")
+    if loop != "events" and lookahead(system) <= 0 and loop is not None:
         raise ValueError("the window loop needs a lookahead > 0 (a round trip or a finite bandwidth)")
-    network = {None: None, "windows": "scalar", "vectors": "vector"}[loop]
-    return run_windows(system, network)
+    try:
+        return _general(system, loop, bytes_gate=False)
+    except WindowEngaged:  # a timeout let a window in bytes bind: again, with it on
+        return _general(system, "windows" if loop == "vectors" else loop, bytes_gate=True)
+
+
+def _general(system: System, loop: str | None, bytes_gate: bool) -> Records:
+    if loop == "events" or (loop is None and lookahead(system) <= 0):
+        return run_events(system, bytes_gate)
+    network = {None: "scalar" if bytes_gate else None, "windows": "scalar", "vectors": "vector"}[loop]
+    return run_windows(system, network, bytes_gate)
+
+
+def allowed_loops(system: System) -> list[str]:
+    """The loops ``run_records(system, loop=...)`` accepts for ``system``."""
+    out = ["events"]
+    if lookahead(system) > 0:
+        out.append("windows")
+        if not scalar_only(system):
+            out.append("vectors")
+    if applies(system):
+        out.append("single")
+    return out
 
 

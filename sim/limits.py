@@ -64,10 +64,12 @@ def connection_occupancy(config: SimConfig, carried: int, span: float) -> float 
     RTT + its serialization (exactly that when the uplink does not queue). None when
     connections have no window."""
     system = System(config)
-    window = system.uplink_window
+    window = system.connection_messages
     if window is None or not span > 0:
         return None
     hold = config.link.rtt + system.uplink_time
+    if system.segmented:  # bytes are held segment by segment: RTT + a segment's serialization
+        hold = config.link.rtt + min(system.uplink_time, config.link.mss_bytes / system.uplink_bandwidth)
     return min(1.0, carried * hold / (system.clients * window * span))
 
 

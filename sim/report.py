@@ -60,9 +60,9 @@ def explain(result: Result) -> str:
         text = f"limited by the {name} ({what}): busy {util[what]:.0%} of the time"
     elif what == "connection_window":
         source = f"the Mathis window for loss {config.link.loss:g}" if config.link.loss else "link.window_bytes"
-        per = system.uplink_window / config.link.rtt if config.link.rtt > 0 else math.inf
+        per = system.connection_messages / config.link.rtt if config.link.rtt > 0 else math.inf
         text = (f"limited by the TCP window (connection_window): each connection may have "
-                f"{system.window_bytes:,.0f} B in flight ({source}), {system.uplink_window:,} messages per RTT, "
+                f"{system.window_bytes:,.0f} B in flight ({source}), {_count(system.connection_messages)} messages per RTT, "
                 f"at most {per:,.0f} msg/s each; in use {util['connection']:.0%} of the time")
     elif what == "offered_load":
         busiest = max(util, key=util.get)
@@ -230,3 +230,8 @@ def format_sweep(sweep, table, out: str) -> str:
             f"  p99 {row['latency_p99_ms_mean']:,.1f} ms,  timed out {row['timed_out_mean']:,.1f}"
         )
     return "\n".join(lines)
+
+
+def _count(value) -> str:
+    """A whole count as 1,234; a fraction of one as 2.67."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"

@@ -60,6 +60,9 @@ UPLINK_PICK, READ_PICK, PARTITION_PICK, DOWNLINK_PICK = 4, 5, 6, 7
 # with client.loop = iterations, a client's event loop starts its next iteration after the
 # acks and timers of its instant (and what they set off), before the stations pick
 LOOP_PICK = TIMER + 0.5
+# a window in bytes: bytes freed at an instant come first (URGENT), then the backlog they
+# let go (GATE_WAKE), then messages handed to the connection at that instant (NORMAL)
+GATE_WAKE = 0.5
 
 
 def at(env: simpy.Environment, delay: float, priority: int) -> simpy.Event:
@@ -176,11 +179,102 @@ class Producer:
         event.succeed()
 
 
+class Connection:
+    """A client's TCP connection when its window counts bytes (messages longer than one
+    segment: ``System.segmented``); the rule is ``sim.model.network.ByteWindow``'s.
+
+    The window is a byte credit, a :class:`simpy.Container` of ``link.window_bytes`` (or the
+    Mathis window). A message that finds credit for all its bytes, with nothing waiting
+    ahead of it, is one job on the uplink. Otherwise its bytes join the backlog, which goes
+    as one job of as many bytes as there is credit, whenever there is some. A job's
+    segments (``link.mss_bytes`` each, the last shorter) leave the uplink one after the
+    other as it is serialized, and each gives its credit back one RTT after it left."""
+
+    def __init__(self, model: "SimPyModel", window: int):
+        self.model, self.env = model, model.env
+        system = model.system
+        self.credit = simpy.Container(self.env, capacity=window, init=window)
+        self.size, self.mss, self.bandwidth = system.message_bytes, system.config.link.mss_bytes, \
+            system.uplink_bandwidth
+        self.backlog: deque = deque()  # (key, event: its last byte left the uplink) of messages that wait
+        self.head_left = 0  # bytes of the first one not yet sent
+        self.queued = 0  # bytes waiting
+        self.waking = False
+
+    def write(self, key) -> simpy.Event:
+        """Hand a message over; the event fires when its last byte has left the uplink."""
+        left = self.env.event()
+        if not self.backlog and self.credit.level >= self.size:
+            self.credit.get(self.size)
+            self.send(key, self.size, [(self.size, left)])
+            return left
+        if not self.backlog:
+            self.head_left = self.size
+        self.backlog.append((key, left))
+        self.queued += self.size
+        if self.credit.level > 0:
+            self.send_backlog()
+        return left
+
+    def send_backlog(self) -> None:
+        size = min(self.credit.level, self.queued)
+        self.credit.get(size)
+        self.queued -= size
+        key, ends, offset, rest = self.backlog[0][0], [], 0, size
+        while rest:
+            step = min(self.head_left, rest)
+            offset += step
+            rest -= step
+            self.head_left -= step
+            if not self.head_left:
+                ends.append((offset, self.backlog.popleft()[1]))
+                self.head_left = self.size if self.backlog else 0
+        self.send(key, size, ends)
+
+    def send(self, key, size: int, ends: list) -> None:
+        env, bandwidth, mss = self.env, self.bandwidth, self.mss
+
+        def service() -> float:  # the uplink starts serializing the job now
+            k = mss
+            while k < size:
+                self.segment_leaves(k / bandwidth, mss)
+                k += mss
+            self.segment_leaves(size / bandwidth, size - (k - mss))
+            for offset, left in ends:
+                left._ok, left._value = True, None
+                env.schedule(left, simpy.events.NORMAL, offset / bandwidth)
+            return size / bandwidth
+
+        self.model.uplink.serve(key, service)
+
+    def segment_leaves(self, after: float, nbytes: int) -> None:
+        env, rtt = self.env, self.model.config.link.rtt
+
+        def acked(_):
+            at(env, rtt, simpy.events.URGENT).callbacks.append(lambda _: self.release(nbytes))
+
+        at(env, after, simpy.events.URGENT).callbacks.append(acked)
+
+    def release(self, nbytes: int) -> None:
+        self.credit.put(nbytes)
+        if self.backlog and not self.waking:
+            self.waking = True
+            at(self.env, 0, GATE_WAKE).callbacks.append(self.wake)
+
+    def wake(self, _) -> None:
+        self.waking = False
+        if self.backlog and self.credit.level > 0:
+            self.send_backlog()
+
+
 class Client:
     """An OS process: one CPU for its producers and their acks, one connection."""
 
     def __init__(self, env: simpy.Environment, index: int, window: int | None):
         self.index = index
+        self.connection: Connection | None = None  # set when the window counts bytes
+        # with link.jitter: (time, event) of the latest arrival each way, which a later one never beats
+        self.last = [(-math.inf, None), (-math.inf, None)]
         self.cpu = simpy.Resource(env, 1)
         self.cpu_busy_s = 0.0
         self.cpu_free_at = 0.0
@@ -214,6 +308,9 @@ class SimPyModel:
         self.policy = policy if policy is not None else flow_control(system)
         cfg = config
         self.clients = [Client(env, c, system.uplink_window) for c in range(system.clients)]
+        if system.segmented:
+            for client in self.clients:
+                client.connection = Connection(self, int(system.window_bytes))
         self.producers = [Producer(env, j, self.clients[system.client_of(j)]) for j in range(system.producers)]
         self.uplink = Station(env, UPLINK_PICK, "uplink")
         self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]") for c in range(system.clients)]
@@ -279,18 +376,27 @@ class SimPyModel:
             yield from client.run_on_cpu(env, message.get("send_cost", cfg.client.send_cpu))
             message["sent"] = env.now
             returned.succeed()
-        if client.window is not None:
-            token = yield client.window.get()
-        yield self.uplink.serve(key, self.system.uplink_time)
-        if client.window is not None:  # the window reopens one RTT after the message left
-            env.process(self.reopen(client.window, token))
-        yield env.timeout(self.half_rtt)
+        if client.connection is not None:  # a window in bytes
+            yield client.connection.write(key)
+        else:
+            if client.window is not None:
+                token = yield client.window.get()
+            yield self.uplink.serve(key, self.system.uplink_time)
+            if client.window is not None:  # the window reopens one RTT after the message left
+                env.process(self.reopen(client.window, token))
+        if self.streams.uplink_jitter is not None:
+            yield from self.propagate(client, 0, simpy.events.NORMAL)
+        else:
+            yield env.timeout(self.half_rtt)
         yield self.read_loops[client.index].serve(key, cfg.broker.read_cpu)
         p = message["partition"]
         yield self.partitions[p].serve(key, self.streams.service[p].__next__)
         message["stored"] = env.now
         yield self.downlink.serve(key, self.system.downlink_time)
-        yield at(env, self.half_rtt, ACK_ARRIVAL)
+        if self.streams.downlink_jitter is not None:
+            yield from self.propagate(client, 1, ACK_ARRIVAL)
+        else:
+            yield at(env, self.half_rtt, ACK_ARRIVAL)
         if loop is not None:  # the loop reads it in its next iteration
             loop.arrived(message)
             return
@@ -299,6 +405,24 @@ class SimPyModel:
             message["status"] = ACKED
             message["resolved"] = env.now
             producer.resolved()
+
+    def propagate(self, client: Client, way: int, priority: int):
+        """Half an RTT and this message's (way 0) or ack's (way 1) own link.jitter, but never
+        ahead of the one before it on its connection: TCP delivers in order."""
+        env = self.env
+        draws = (self.streams.uplink_jitter, self.streams.downlink_jitter)[way][client.index]
+        delay = next(draws)
+        own = env.now + self.half_rtt + delay  # the sums SimPy's clock makes below
+        ahead, ahead_arrived = client.last[way]
+        if own < ahead:
+            yield ahead_arrived  # arrives with the one ahead of it, just after it
+            return
+        arrived = env.event()
+        client.last[way] = (own, arrived)
+        yield at(env, self.half_rtt, priority)
+        yield at(env, delay, priority)
+        arrived._ok, arrived._value = True, None
+        env.schedule(arrived, priority, 0)
 
     def reopen(self, window: simpy.Store, token):
         yield self.env.timeout(self.config.link.rtt)
@@ -519,5 +643,6 @@ def run_simpy(config: SimConfig, policy: FlowControl | FlowPolicy | None = None)
     return SimPyModel(config, policy).run()
 
 
-__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Station", "SimPyModel", "EventLoop", "run_simpy",
+__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Connection", "Station", "SimPyModel", "EventLoop",
+           "run_simpy",
            "flow_control"]

@@ -166,6 +166,17 @@ SET_CASES = [
     (["link.mss_bytes=1", "link.loss=0.5"], "link.mss_bytes", ">= 88"),
     (["link.mss_bytes=87"], "link.mss_bytes", ">= 88"),
     (["link.mss_bytes=inf"], "link.mss_bytes", "finite"),
+    (["link.jitter=-1ms"], "link.jitter", ">= 0"),
+    (["link.jitter=inf"], "link.jitter", "finite"),
+    (["link.jitter=nan"], "link.jitter", "finite"),
+    (["link.jitter=-0"], "link.jitter", "negative zero"),
+    (["link.jitter=3 parsecs"], "link.jitter", "unit"),
+    (["link.jitter=1ms", "link.jitter_cv=0"], "link.jitter_cv", "> 0"),
+    (["link.jitter=1ms", "link.jitter_cv=-1"], "link.jitter_cv", "> 0"),
+    (["link.jitter=1ms", "link.jitter_cv=101"], "link.jitter_cv", "<= 100"),
+    (["link.jitter=1ms", "link.jitter_cv=inf"], "link.jitter_cv", "finite"),
+    (["link.jitter=1ms", "link.jitter_cv=nan"], "link.jitter_cv", "NaN"),
+    (["link.jitter=1ms", "link.jitter_cv=wide"], "link.jitter_cv", "number"),
     # broker
     (["broker.partitions=0"], "broker.partitions", ">= 1"),
     (["broker.partitions=1e9"], "broker.partitions", "<="),
@@ -615,6 +626,7 @@ WARNINGS = [
     (["broker.service_cv=0.5"], "broker.service_cv"),
     (["client.wakeup_cpu=117us"], "client.wakeup_cpu"),
     (["client.pending_bytes=64KiB"], "client.pending_bytes"),
+    (["link.jitter_cv=2"], "link.jitter_cv"),
 ]
 
 

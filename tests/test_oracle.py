@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sim import build_config
-from sim.engine import lookahead, run_records
+from sim.engine import allowed_loops, run_records
 from sim.model.records import ACKED, TIMED_OUT
 from sim.model.system import System
 from sim.results import Result, run
@@ -77,10 +77,8 @@ def round_config(seed: int):
 
 
 def loops_for(system: System) -> list:
-    loops = [None, "events"]
-    if lookahead(system) > 0:
-        loops += ["windows", "vectors"]
-    return loops
+    """The default and every general loop that takes the system (sim.engine.allowed_loops)."""
+    return [None] + [loop for loop in allowed_loops(system) if loop != "single"]
 
 
 def assert_every_loop_matches_the_simpy_model(config) -> None:

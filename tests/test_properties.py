@@ -148,9 +148,9 @@ def run_loop(config, loop: str | None):
         # the single-stream loop hands a run with a timeout to the general loop (None)
         return run_single_stream(system) if applies(system) else None
     if loop == "windows" or loop == "vectors":
-        from sim.engine import lookahead
+        from sim.engine import allowed_loops
 
-        if lookahead(system) <= 0:
+        if loop not in allowed_loops(system):  # no lookahead, or (vectors) a TCP window in bytes that may bind
             return None
     return run_records(system, loop=loop)
 

@@ -19,7 +19,12 @@ from ..model.system import System
 def lookahead(system: System) -> float:
     """The shortest time between one side acting and the other side feeling it."""
     half_rtt = system.config.link.rtt / 2
-    return half_rtt + min(system.uplink_time, system.downlink_time)
+    width = half_rtt + min(system.uplink_time, system.downlink_time)
+    if system.segmented:
+        # a window in bytes: a job may be one byte long, and its release (one RTT after it
+        # leaves) must not fall in the window that sent it
+        width = min(width, system.config.link.rtt + 1 / system.uplink_bandwidth)
+    return width
 
 
 RESOLUTION = 2.0**40  # a run's times may reach this many times its largest per-message step

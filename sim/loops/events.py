@@ -32,7 +32,8 @@ from itertools import count
 import numpy as np
 
 from ..model.clients import replace_items
-from ..model.records import MESSAGE, PLACE, TIME, Records
+from ..model.network import ByteWindow, WindowEngaged
+from ..model.records import MESSAGE, PLACE, TIME, Records, renumbered
 from ..model.station import Station
 from ..model.system import System
 from .common import begin_run, finish
@@ -43,14 +44,14 @@ CLIENTS_FIRST, UPLINK_NEXT, PARTITIONS_THEN, DOWNLINK_LAST = range(4)
 INF = math.inf
 
 
-def run_events(system: System) -> Records:
-    return EventLoop(system).run()
+def run_events(system: System, bytes_gate: bool = False) -> Records:
+    return EventLoop(system, bytes_gate).run()
 
 
 class EventLoop:
     """The heap and the stations of one run; each method handles one kind of event."""
 
-    def __init__(self, system: System):
+    def __init__(self, system: System, bytes_gate: bool = False):
         cfg = system.config
         self.streams, self.records, self.advance, self.state = begin_run(system)
         self.clients, self.partitions = system.clients, system.partitions
@@ -76,6 +77,23 @@ class EventLoop:
             self.released = [[-INF] * self.window for _ in range(self.clients)]
             self.entered = [0] * self.clients
             self.waiting = [deque() for _ in range(self.clients)]
+        # the window in bytes, when messages go in segments (sim.model.network.ByteWindow)
+        self.bytes = None
+        # a window in bytes that cannot bind is left out until a timeout (WindowEngaged)
+        self.bytes_idle = path.window_bytes is not None and not (bytes_gate or system.byte_window_binds)
+        if path.window_bytes is not None and not self.bytes_idle:
+            self.bandwidth = system.uplink_bandwidth
+            self.bytes = [ByteWindow(int(path.window_bytes), system.message_bytes, path.mss_bytes, self.bandwidth,
+                                     self.rtt) for _ in range(self.clients)]
+            self.gate_at = [INF] * self.clients  # each connection's pending GATE_UP
+            self.up = Station(None)
+            self.lookahead = self.half_rtt + self.read_cpu  # a job may end a message a byte after it starts
+        # link.jitter: each message and ack late by its own draw, in order on its connection
+        self.jitter = path.jitter
+        if self.jitter:
+            self.up_jitter = [d.__next__ for d in self.streams.uplink_jitter]
+            self.down_jitter = [d.__next__ for d in self.streams.downlink_jitter]
+            self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
         self.prune_at = 1024
 
     # -- the clients ------------------------------------------------------------------
@@ -91,8 +109,14 @@ class EventLoop:
             heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + c, UPLINK, c))
 
     # -- the connection's TCP window and the uplink -----------------------------------------
-    def to_uplink(self, c: int, key: int, m: int, now: float) -> None:
-        if self.window is None:
+    def to_uplink(self, c: int, key: int, m: int, now: float, entry: tuple = ()) -> None:
+        if self.bytes_idle and self.state.timed_out[c]:
+            raise WindowEngaged
+        if self.bytes is not None:
+            jobs: list = []
+            self.bytes[c].arrive(entry, now, jobs)
+            self.serve_jobs(c, jobs, now)
+        elif self.window is None:
             self.uplink(c, key, m, now)
         elif self.waiting[c]:
             self.waiting[c].append((key, m))
@@ -113,15 +137,54 @@ class EventLoop:
         if queue:
             heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), UPLINK_NEXT, queue[0][0], GATE_UP, c))
 
+    def reopen_bytes(self, c: int, now: float) -> None:
+        """A GATE_UP of a window in bytes: releases due now let its backlog go."""
+        if now != self.gate_at[c]:
+            return  # superseded
+        self.gate_at[c] = INF
+        jobs: list = []
+        self.bytes[c].reopen(now, jobs)
+        self.serve_jobs(c, jobs, now)
+
+    def serve_jobs(self, c: int, jobs: list, now: float) -> None:
+        """Jobs of connection c's bytes enter the uplink now; the messages they end go on."""
+        gate, up, clients = self.bytes[c], self.up, self.clients
+        for job in jobs:
+            start = up.free if up.free > now else now
+            up.serve(now, job[3] / self.bandwidth)
+            for departure, entry in gate.left_uplink(job, start):
+                self.to_broker(c, entry[PLACE] * clients + c, entry[MESSAGE], departure)
+        t = gate.next_release()
+        if t < self.gate_at[c]:
+            self.gate_at[c] = t
+            heappush(self.heap, (t, UPLINK_NEXT, gate.backlog[0][PLACE] * clients + c, GATE_UP, c))
+
     def uplink(self, c: int, key: int, m: int, now: float) -> None:
         departure = self.up.serve(now)
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
+        if self.jitter:
+            self.to_broker(c, key, m, departure)
+            return
         ready = self.reads[c].serve(departure + self.half_rtt)
         # the partition takes it at its arrival, among whatever else arrives then (in
         # connection order): adding half an RTT can round two departures to one arrival
         p = self.records.partition[m]
+        self.part_pending[p] += 1
+        heappush(self.heap, (ready, PARTITIONS_THEN, key, PART_ARRIVE, m))
+
+    def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
+        """Message m left the uplink at ``departure``: its read loop and then its partition."""
+        if self.jitter:
+            arrival = departure + self.half_rtt + self.up_jitter[c]()
+            if arrival < self.last_up[c]:
+                arrival = self.last_up[c]
+            self.last_up[c] = arrival
+        else:
+            arrival = departure + self.half_rtt
+        ready = self.reads[c].serve(arrival)
+        p = self.records.partition[m]  # (as in uplink)
         self.part_pending[p] += 1
         heappush(self.heap, (ready, PARTITIONS_THEN, key, PART_ARRIVE, m))
 
@@ -167,6 +230,11 @@ class EventLoop:
     def downlink(self, m: int, entry: float) -> None:
         c = self.state.client_of[self.records.producer[m]]
         arrival = self.down.serve(entry) + self.half_rtt
+        if self.jitter:
+            arrival += self.down_jitter[c]()
+            if arrival < self.last_down[c]:
+                arrival = self.last_down[c]
+            self.last_down[c] = arrival
         self.state.inbox[c].append((arrival, m))
         if arrival < self.wake_time[c]:
             self.wake_time[c] = arrival
@@ -196,12 +264,12 @@ class EventLoop:
     def handle(self, now: float, key: int, kind: int, x: int) -> None:
         if kind == UPLINK:
             out = self.state.outgoing[x]
-            m = out.popleft()[MESSAGE]
+            entry = out.popleft()
             if out:
                 heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + x, UPLINK, x))
             else:
                 self.uplink_scheduled[x] = False
-            self.to_uplink(x, key, m, now)
+            self.to_uplink(x, key, entry[MESSAGE], now, entry)
         elif kind == CLIENT:
             if now >= self.wake_time[x]:
                 self.wake_time[x] = INF
@@ -212,6 +280,8 @@ class EventLoop:
             if now == self.wake_at:
                 self.wake_at = INF
                 self.merge_downlink(now, settled=True)
+        elif self.bytes is not None:  # GATE_UP of a window in bytes
+            self.reopen_bytes(x, now)
         else:  # GATE_UP
             self.reopen(x, now)
 
@@ -221,6 +291,8 @@ class EventLoop:
         live = [e[4] for e in heap if e[3] == PART_ARRIVE] + [m for q in self.departed for _, _, m in q]
         if self.window is not None:
             live += [m for q in self.waiting for _, m in q]
+        if self.bytes is not None:
+            live += [entry[MESSAGE] for gate in self.bytes for entry in gate.backlog]
         mapping = self.records.compact(np.array(self.state.live() + live, dtype=np.int64))
         self.state.renumber(mapping)
         heap[:] = [(*e[:4], int(mapping[e[4]])) if e[3] == PART_ARRIVE else e for e in heap]
@@ -230,6 +302,9 @@ class EventLoop:
         if self.window is not None:
             for q in self.waiting:
                 replace_items(q, [(key, int(mapping[m])) for key, m in q])
+        if self.bytes is not None:
+            for gate in self.bytes:
+                replace_items(gate.backlog, [renumbered(entry, mapping) for entry in gate.backlog])
 
     def prune(self) -> int:
         """Drop superseded client wake-ups (a client needs only its earliest, ``wake_time``):

@@ -17,9 +17,12 @@ from ..model.system import UNBOUNDED, System
 
 
 def applies(system: System) -> bool:
+    """One producer, one message in flight, the default client, and a TCP window that
+    holds the whole message."""
     from ..model.aioclient import uses_aio_client
 
-    return system.producers == 1 and system.in_flight_cap == 1 and not uses_aio_client(system)
+    return system.producers == 1 and system.in_flight_cap == 1 and not uses_aio_client(system) and not (
+        system.segmented and system.message_bytes > system.window_bytes)
 
 
 def run_single_stream(system: System) -> Records | None:
@@ -53,6 +56,9 @@ def _run(system: System, streams, records: RecordBuffer, stations, deterministic
     open_loop = cfg.producer.rate is not None
     choose = streams.partitions[0].__next__
     draws = [s.__next__ for s in streams.service]
+    jitter = streams.uplink_jitter is not None
+    if jitter:  # (one message at a time: each arrives after the one before)
+        up_jitter, down_jitter = streams.uplink_jitter[0].__next__, streams.downlink_jitter[0].__next__
     gap = streams.arrival_gaps[0].__next__ if open_loop else None
     rec_partition, rec_intended = records.partition, records.intended
     rec_created, rec_sent, rec_stored = records.created, records.sent, records.stored
@@ -89,11 +95,11 @@ def _run(system: System, streams, records: RecordBuffer, stations, deterministic
         if sent >= end:
             break
         rec_sent[m - 1] = sent
-        ready = read.serve(up.serve(sent) + half_rtt)
+        ready = read.serve(up.serve(sent) + half_rtt + up_jitter() if jitter else up.serve(sent) + half_rtt)
         stored = rec_stored[m - 1] = parts[p].serve(ready) if deterministic else parts[p].serve(ready, draws[p]())
         if stored >= end:
             break
-        arrival = down.serve(stored) + half_rtt
+        arrival = down.serve(stored) + half_rtt + down_jitter() if jitter else down.serve(stored) + half_rtt
         if arrival >= end:
             break
         done = cpu.serve(arrival, ack_cpu)

@@ -35,8 +35,8 @@ def expected_batch(system: System) -> float:
     slowest = max(paces)
     rate = 1 / slowest if slowest > 0 else math.inf
     rtt = cfg.link.rtt
-    if system.uplink_window is not None and rtt > 0:
-        rate = min(rate, system.clients * system.uplink_window / rtt)
+    if system.connection_messages is not None and rtt > 0:
+        rate = min(rate, system.clients * system.connection_messages / rtt)
     if system.in_flight_cap < UNBOUNDED and rtt > 0:
         rate = min(rate, system.producers * system.in_flight_cap / rtt)
     if cfg.producer.rate is not None:
@@ -44,16 +44,22 @@ def expected_batch(system: System) -> float:
     return rate * lookahead(system)
 
 
+def scalar_only(system: System) -> bool:
+    """Mechanisms only the scalar network computes: a TCP window in bytes that may bind, link.jitter."""
+    return system.byte_window_binds or system.jitter > 0
+
+
 VECTOR_BATCH = 32  # from this many messages per window on, the network is computed with numpy
 
 
-def run_windows(system: System, network: str | None = None) -> Records:
+def run_windows(system: System, network: str | None = None, bytes_gate: bool = False) -> Records:
     cfg = system.config
     INF = math.inf
     streams, records, advance, clients_state = begin_run(system)
     if network is None:
-        network = "vector" if expected_batch(system) >= VECTOR_BATCH else "scalar"
-    net = {"scalar": ScalarNetwork, "vector": VectorNetwork}[network](system, streams, records, clients_state)
+        network = "vector" if expected_batch(system) >= VECTOR_BATCH and not scalar_only(system) else "scalar"
+    net = {"scalar": ScalarNetwork, "vector": VectorNetwork}[network](system, streams, records, clients_state,
+                                                                     bytes_gate)
     clients = system.clients
     end = INF if cfg.run.duration is None else cfg.run.duration
     width = lookahead(system)

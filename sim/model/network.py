@@ -29,14 +29,110 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from .records import MESSAGE, PLACE, TIME, renumbered
+from .records import CLIENT, MESSAGE, PLACE, TIME, renumbered
 from .station import Station
 
 INF = math.inf
 
 
+class WindowEngaged(Exception):
+    """A timeout let a producer exceed its flow control on a connection whose window in
+    bytes was left out because it could not bind (``System.byte_window_binds``): the run
+    starts again with the window on."""
+
+
+class ByteWindow:
+    """One connection's TCP window counted in bytes, for messages longer than a segment
+    (``System.segmented``); the same arithmetic serves the window loop and the event loop.
+
+    At most ``size`` bytes of the connection may be unacknowledged: a byte counts from the
+    moment it is handed to the uplink until one RTT after it leaves it. A message that
+    finds room for all its bytes, with nothing waiting ahead of it, goes as one job on the
+    uplink (as when the window does not bind). Otherwise its bytes join the connection's
+    *backlog*, and the backlog goes as much at a time as the window allows, the moment it
+    allows it (a job may end one message and begin the next: it is a byte stream).
+    A job of s bytes starting its serialization at ``start`` sends its bytes in segments of
+    ``mss`` (the last one shorter): segment k leaves at ``start + (its end) / bandwidth`` and
+    frees its bytes one RTT later. A message reaches the broker when its last byte does.
+
+    At one instant, releases come first, then the backlog, then messages arriving then (in
+    the order they were made). A job is ``(time, n, c, bytes, ends)``: n and c of its first
+    message (the tie key at the uplink), ``ends`` the ``(offset, Sent entry)`` of every
+    message whose last byte it carries, offsets counted from the job's first byte.
+    """
+
+    __slots__ = ("message_bytes", "mss", "bandwidth", "rtt", "free", "releases", "backlog", "head_left", "queued")
+
+    def __init__(self, size: int, message_bytes: int, mss: int, bandwidth: float, rtt: float):
+        self.message_bytes, self.mss, self.bandwidth, self.rtt = message_bytes, mss, bandwidth, rtt
+        self.free = size  # bytes the window has room for now
+        self.releases: deque = deque()  # (time, bytes) a segment frees, in time order
+        self.backlog: deque = deque()  # Sent entries whose bytes wait, the first maybe partly sent
+        self.head_left = 0  # bytes of backlog[0] not yet sent
+        self.queued = 0  # bytes in the backlog
+
+    def next_release(self) -> float:
+        """When the backlog may move next (inf if nothing waits, or no byte is in flight)."""
+        return self.releases[0][0] if self.backlog and self.releases else INF
+
+    def _released(self, t: float) -> None:
+        releases = self.releases
+        while releases and releases[0][0] <= t:
+            self.free += releases.popleft()[1]
+
+    def arrive(self, entry: tuple, t: float, jobs: list) -> None:
+        """Message ``entry`` is handed to the connection at ``t``; append the jobs it starts."""
+        self._released(t)
+        size = self.message_bytes
+        if not self.backlog and self.free >= size:
+            self.free -= size
+            jobs.append((t, entry[PLACE], entry[CLIENT], size, ((size, entry),)))
+            return
+        if not self.backlog:
+            self.head_left = size
+        self.backlog.append(entry)
+        self.queued += size
+        if self.free > 0:
+            self._send(t, jobs)
+
+    def reopen(self, t: float, jobs: list) -> None:
+        """Releases due at ``t`` let (more of) the backlog go."""
+        self._released(t)
+        if self.backlog and self.free > 0:
+            self._send(t, jobs)
+
+    def _send(self, t: float, jobs: list) -> None:
+        size = self.free if self.free < self.queued else self.queued
+        self.free -= size
+        self.queued -= size
+        backlog, first = self.backlog, self.backlog[0]
+        ends, offset, left = [], 0, size
+        while left:
+            if self.head_left <= left:
+                offset += self.head_left
+                left -= self.head_left
+                ends.append((offset, backlog.popleft()))
+                self.head_left = self.message_bytes if backlog else 0
+            else:
+                self.head_left -= left
+                offset += left
+                left = 0
+        jobs.append((t, first[PLACE], first[CLIENT], size, tuple(ends)))
+
+    def left_uplink(self, job: tuple, start: float) -> list:
+        """The uplink began serializing ``job`` at ``start``: record when its segments
+        free their bytes; return ``(departure, entry)`` of each message it ends."""
+        size, bandwidth, mss, rtt, releases = job[3], self.bandwidth, self.mss, self.rtt, self.releases
+        k = mss
+        while k < size:
+            releases.append((start + k / bandwidth + rtt, mss))
+            k += mss
+        releases.append((start + size / bandwidth + rtt, size - (k - mss)))
+        return [(start + offset / bandwidth, entry) for offset, entry in job[4]]
+
+
 class _Network:
-    def __init__(self, system, streams, records, clients):
+    def __init__(self, system, streams, records, clients, bytes_gate: bool = False):
         cfg = system.config
         self.clients, self.partitions = system.clients, system.partitions
         path = system.path_times
@@ -63,10 +159,78 @@ class _Network:
             for c in range(self.clients)
         ]
         self.timed_out = clients.timed_out if window is not None else [False] * self.clients
+        # the window in bytes, when messages go in segments (System.segmented)
+        self.bytes = None
+        self.bytes_idle = path.window_bytes is not None and not (bytes_gate or system.byte_window_binds)
+        if self.bytes_idle:
+            self.timed_out = clients.timed_out  # a timeout may let the window bind: WindowEngaged
+        elif path.window_bytes is not None:
+            self.bandwidth = system.uplink_bandwidth
+            self.bytes = [ByteWindow(int(path.window_bytes), system.message_bytes, path.mss_bytes, self.bandwidth,
+                                     self.rtt) for _ in range(self.clients)]
+            self.up = Station(None)  # jobs of any size
+        # link.jitter: each message and ack is late by its own draw, but a connection delivers in order
+        self.jitter = path.jitter
+        self.read_path = bool(self.read_cpu) or self.jitter  # arrivals go through the per-window queues
+        if self.jitter:
+            self.up_jitter = [draws.__next__ for draws in streams.uplink_jitter]
+            self.down_jitter = [draws.__next__ for draws in streams.downlink_jitter]
+            self.last_up = [-INF] * self.clients
+            self.last_down = [-INF] * self.clients
+
+    def reach_broker(self, c: int, departure: float) -> float:
+        """With jitter: when a message of connection c that left the uplink at ``departure``
+        reaches the broker, behind any earlier message of its connection."""
+        t = departure + self.half_rtt + self.up_jitter[c]()
+        if t < self.last_up[c]:
+            t = self.last_up[c]
+        self.last_up[c] = t
+        return t
+
+    def reach_client(self, c: int, departure: float) -> float:
+        """With jitter: the same for an ack of connection c that left the downlink at ``departure``."""
+        t = departure + self.half_rtt + self.down_jitter[c]()
+        if t < self.last_down[c]:
+            t = self.last_down[c]
+        self.last_down[c] = t
+        return t
+
+    def _admit_bytes(self, until: float) -> list:
+        """admit() when the windows count bytes: the jobs that enter the uplink before ``until``."""
+        jobs = []
+        for c, gate in enumerate(self.bytes):
+            out, waiting = self.outgoing[c], self.gate[c]
+            if out:
+                waiting.extend(out)
+                out.clear()
+            while True:
+                arrival = waiting[0][TIME] if waiting else INF
+                if gate.backlog:
+                    release = gate.next_release()
+                    if release <= arrival:
+                        if release >= until:
+                            break
+                        gate.reopen(release, jobs)
+                        continue
+                if arrival >= until:
+                    break
+                gate.arrive(waiting.popleft(), arrival, jobs)
+        return jobs
+
+    def _bytes_next(self) -> float:
+        soonest = INF
+        for c, gate in enumerate(self.bytes):
+            waiting = self.gate[c]
+            soonest = min(soonest, gate.next_release(), waiting[0][TIME] if waiting else INF)
+        return soonest
 
     def admit(self, until: float) -> list:
         """What enters the uplink before ``until``: (time, n, c, m, p), n being m's
         place in its connection, whose window holds n until message n - window leaves it."""
+        if self.bytes is not None:
+            return self._admit_bytes(until)
+        if self.bytes_idle and any(self.timed_out):
+            raise WindowEngaged
         batch = []
         window, released = self.window, self.released
         for c in range(self.clients):
@@ -95,6 +259,8 @@ class _Network:
 
     def gate_next(self) -> float:
         """When the first message held by a TCP window can enter the uplink."""
+        if self.bytes is not None:
+            return self._bytes_next()
         soonest = INF
         for c, waiting in enumerate(self.gate):
             if waiting:
@@ -104,10 +270,12 @@ class _Network:
 
     def live(self) -> list[int]:
         """Every message some queue of the network still refers to."""
-        return [entry[MESSAGE] for queue in self.gate for entry in queue] + self._queued()
+        backlog = [entry[MESSAGE] for gate in self.bytes for entry in gate.backlog] if self.bytes is not None else []
+        return [entry[MESSAGE] for queue in self.gate for entry in queue] + backlog + self._queued()
 
     def renumber(self, mapping) -> None:
-        for queue in self.gate:
+        queues = list(self.gate) + ([gate.backlog for gate in self.bytes] if self.bytes is not None else [])
+        for queue in queues:
             items = [renumbered(e, mapping) for e in queue]
             queue.clear()
             queue.extend(items)
@@ -124,8 +292,8 @@ class _Network:
 class ScalarNetwork(_Network):
     """One message at a time."""
 
-    def __init__(self, system, streams, records, clients):
-        super().__init__(system, streams, records, clients)
+    def __init__(self, system, streams, records, clients, bytes_gate: bool = False):
+        super().__init__(system, streams, records, clients, bytes_gate)
         window = self.window
         self.released = [[-INF] * window for _ in range(self.clients)] if window is not None else None
         self.to_read = [deque() for _ in range(self.clients)]  # (arrival, n, m, p)
@@ -151,12 +319,20 @@ class ScalarNetwork(_Network):
             return
         batch.sort()
         window, released, rtt, half_rtt = self.window, self.released, self.rtt, self.half_rtt
-        departures = self.up.serve_all([entry[TIME] for entry in batch])
+        if self.bytes is not None:  # jobs of bytes: the messages they end, and when
+            batch, departures = self._serve_jobs(batch)
+        else:
+            departures = self.up.serve_all([entry[TIME] for entry in batch])
         if window is not None:
             for (_, n, c, _, _), d in zip(batch, departures):
                 released[c][n % window] = d + rtt
-        if self.read_cpu:
+        if self.read_path:
             to_read = self.to_read
+            if self.jitter:
+                reach = self.reach_broker
+                for (_, n, c, m, p), d in zip(batch, departures):
+                    to_read[c].append((reach(c, d), n, m, p))
+                return
             for (_, n, c, m, p), d in zip(batch, departures):
                 to_read[c].append((d + half_rtt, n, m, p))
             return
@@ -174,9 +350,23 @@ class ScalarNetwork(_Network):
             stored[m] = t
             heappush(to_downlink, (t, n, c, m))
 
+    def _serve_jobs(self, jobs: list) -> tuple[list, list]:
+        """The uplink serves jobs of bytes (in order); returns the Sent entries of the
+        messages they end and those messages' departures (in order)."""
+        up, bandwidth, gates = self.up, self.bandwidth, self.bytes
+        entries, departures = [], []
+        for job in jobs:
+            t = job[0]
+            start = up.free if up.free > t else t
+            up.serve(t, job[3] / bandwidth)
+            for d, entry in gates[job[2]].left_uplink(job, start):
+                entries.append(entry)
+                departures.append(d)
+        return entries, departures
+
     def broker(self, until: float, client_next: list) -> None:
         """Read loops and partitions (when reading costs time), then the downlink, up to ``until``."""
-        if self.read_cpu:
+        if self.read_path:
             self._read_loops(until)
             self._partitions(until)
         self._downlink(until, client_next)
@@ -222,9 +412,9 @@ class ScalarNetwork(_Network):
         taken = []
         while to_downlink and to_downlink[0][0] < until:
             taken.append(heappop(to_downlink))
-        half_rtt, inbox = self.half_rtt, self.inbox
+        half_rtt, inbox, jitter = self.half_rtt, self.inbox, self.jitter
         for (_, _, c, m), d in zip(taken, self.down.serve_all([entry[0] for entry in taken])):
-            t = d + half_rtt
+            t = self.reach_client(c, d) if jitter else d + half_rtt
             inbox[c].append((t, m))
             if t < client_next[c]:
                 client_next[c] = t
@@ -236,7 +426,7 @@ class ScalarNetwork(_Network):
                 soonest = queue[0][0]
         for queue in self.to_partition:
             if queue:
-                soonest = min(soonest, min(queue)[0] if self.read_cpu else queue[0][0])
+                soonest = min(soonest, min(queue)[0] if self.read_path else queue[0][0])
         if self.to_downlink:  # a heap: its first entry is the earliest
             soonest = min(soonest, self.to_downlink[0][0])
         return soonest
@@ -275,11 +465,17 @@ def _take_before(chunks: list, until: float):
     return tuple(np.concatenate(parts) for parts in zip(*taken))
 
 
+VECTOR_REFUSES = ("the vector network computes neither a TCP window in bytes that may bind (messages "
+                  "longer than link.mss_bytes) nor link.jitter; use loop='windows' or the default")
+
+
 class VectorNetwork(_Network):
     """Each station's window at once, with numpy."""
 
-    def __init__(self, system, streams, records, clients):
-        super().__init__(system, streams, records, clients)
+    def __init__(self, system, streams, records, clients, bytes_gate: bool = False):
+        super().__init__(system, streams, records, clients, bytes_gate)
+        if self.bytes is not None or self.jitter:
+            raise ValueError(VECTOR_REFUSES)
         window = self.window
         self.released = np.full((self.clients, window), -INF) if window is not None else None
         # chunks of arrays, times first, then the tie key (n, c) where there is a merge ahead

@@ -28,6 +28,7 @@ class SeedTree:
     PRODUCER_STREAMS = ("start", "arrivals", "keys", "cpu")  # (a stream added last leaves the others' seeds)
 
     def __init__(self, seed: int, producers: int, partitions: int):
+        self._seed = seed
         producers_root, partitions_root = np.random.SeedSequence(seed).spawn(2)
         self._producers = [
             dict(zip(self.PRODUCER_STREAMS, (np.random.default_rng(s) for s in child.spawn(len(self.PRODUCER_STREAMS)))))
@@ -40,6 +41,22 @@ class SeedTree:
 
     def partition(self, index: int) -> np.random.Generator:
         return self._partitions[index]
+
+    # The link's streams hang off their own branch of the seed, ``spawn_key = (LINK_BRANCH,)``,
+    # so that adding them moved no existing stream (a branch's key only has to differ from
+    # the producers' and partitions' 0 and 1).
+    LINK_BRANCH = 0x4C494E4B  # "LINK"
+    CONNECTION_STREAMS = ("uplink_jitter", "downlink_jitter")
+
+    def connection(self, index: int, stream: str) -> np.random.Generator:
+        """Connection ``index``'s generator for ``stream`` (one of CONNECTION_STREAMS)."""
+        if not hasattr(self, "_connections"):
+            self._connections: dict = {}
+        if (index, stream) not in self._connections:
+            key = (self.LINK_BRANCH, index, self.CONNECTION_STREAMS.index(stream))
+            self._connections[index, stream] = np.random.default_rng(
+                np.random.SeedSequence(self._seed, spawn_key=key))
+        return self._connections[index, stream]
 
 
 class Draws:
@@ -126,3 +143,10 @@ def cpu_costs(send: float, ack: float, cv: float, rng: np.random.Generator) -> I
             yield from zip((send * factors[0::2]).tolist(), (ack * factors[1::2]).tolist())
 
     return chunks()
+def jitter_delays(mean: float, cv: float, rng: np.random.Generator) -> Draws:
+    """Extra one-way delays of one connection's messages (or acks), in the order they
+    leave the uplink (or the downlink): lognormal with this mean and coefficient of variation."""
+    sigma2 = np.log1p(cv * cv)
+    mu = np.log(mean) - sigma2 / 2
+    sigma = float(np.sqrt(sigma2))
+    return Draws(lambda n: rng.lognormal(mu, sigma, n))

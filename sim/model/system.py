@@ -16,7 +16,7 @@ from typing import Iterator, NamedTuple
 
 from ..config import SimConfig
 from .partitioning import chooser
-from .randomness import SeedTree, arrival_gaps, cpu_costs, service_times
+from .randomness import SeedTree, arrival_gaps, cpu_costs, jitter_delays, service_times
 
 UNBOUNDED = 1 << 62  # "no limit" for counts compared in the hot loop
 
@@ -52,6 +52,9 @@ class PathTimes(NamedTuple):
     uplink_window: int | None
     read_cpu: float
     end: float  # run.duration, or inf
+    window_bytes: float | None = None  # the window in bytes, when messages go in segments (else None)
+    mss_bytes: int = 0
+    jitter: bool = False  # link.jitter > 0: each message and ack has its own extra delay
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class RunStreams:
     partitions: list[Iterator[int]]
     service: list[Iterator[float]]
     client_cpu: list[Iterator[tuple[float, float]]] | None = None  # per producer, with client.cpu_cv > 0
+    # link.jitter: per connection, the extra delays of its messages (in the order they
+    # leave the uplink) and of its acks (in the order they leave the downlink); None when 0
+    uplink_jitter: list[Iterator[float]] | None = None
+    downlink_jitter: list[Iterator[float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,11 +151,50 @@ class System:
         return min(configured, mathis_window_bytes(link.mss_bytes, link.loss))
 
     @property
+    def segmented(self) -> bool:
+        """Do messages cross the TCP window in segments? Yes when a message is longer
+        than one segment (link.mss_bytes) and the window is finite: then the window
+        counts bytes (``sim.model.network.ByteWindow``). A message of at most one
+        segment is never split (TCP sends a segment only when all of it fits the
+        window), so there a window of W bytes is exactly floor(W / message) messages:
+        :attr:`uplink_window`."""
+        return self.message_bytes > self.config.link.mss_bytes and not math.isinf(self.window_bytes)
+
+    @property
+    def byte_window_binds(self) -> bool:
+        """Can a window in bytes hold a message back? Without timeouts, a connection's
+        unreleased bytes belong to messages its producers still have in flight (a message's
+        last byte is released one RTT after it leaves, before its ack can be back), so a
+        window of at least producers x in-flight cap x message bytes never holds one: the
+        loops then run the plain path, and run again with the window on if a timeout lets
+        a producer go past its cap (``sim.model.network.WindowEngaged``)."""
+        return self.segmented and (
+            self.producers_per_client * self.in_flight_cap * self.message_bytes > self.window_bytes)
+
+    @property
     def uplink_window(self) -> int | None:
         """Messages one connection may have between entering the uplink and their
-        release one RTT after leaving it. Acks, ~7 times smaller, travel the other
-        way without a window: the reverse direction is never the tighter one."""
+        release one RTT after leaving it, when messages are single segments (None when
+        there is no cap, or when the window counts bytes: :attr:`segmented`). Acks,
+        ~7 times smaller, travel the other way without a window: the reverse direction
+        is never the tighter one."""
+        if self.segmented:
+            return None
         return window_in_messages(self.window_bytes, self.message_bytes)
+
+    @property
+    def connection_messages(self) -> float | None:
+        """Messages' worth of bytes one connection may have unacknowledged: the whole
+        messages of :attr:`uplink_window`, or window / message bytes when messages go in
+        segments; None when nothing caps it. A connection carries at most this many per RTT."""
+        if self.segmented:
+            return self.window_bytes / self.message_bytes
+        return self.uplink_window
+
+    @property
+    def jitter(self) -> float:
+        """Mean extra one-way delay of each message and each ack (link.jitter)."""
+        return self.config.link.jitter
 
     @property
     def path_times(self) -> PathTimes:
@@ -156,7 +202,8 @@ class System:
         end = math.inf if cfg.run.duration is None else cfg.run.duration
         return PathTimes(
             cfg.link.rtt, cfg.link.rtt / 2, self.uplink_time, self.downlink_time, self.uplink_window,
-            cfg.broker.read_cpu, end,
+            cfg.broker.read_cpu, end, self.window_bytes if self.segmented else None, cfg.link.mss_bytes,
+            self.jitter > 0,
         )
 
     # -- load ------------------------------------------------------------
@@ -194,4 +241,9 @@ class System:
         if cfg.client.cpu_cv > 0:
             client_cpu = [cpu_costs(cfg.client.send_cpu, cfg.client.ack_cpu, cfg.client.cpu_cv, tree.producer(j, "cpu"))
                           for j in range(self.producers)]
-        return RunStreams(starts, gaps, parts, service, client_cpu)
+        up = down = None
+        if cfg.link.jitter > 0:
+            mean, cv = cfg.link.jitter, cfg.link.jitter_cv
+            up = [jitter_delays(mean, cv, tree.connection(c, "uplink_jitter")) for c in range(self.clients)]
+            down = [jitter_delays(mean, cv, tree.connection(c, "downlink_jitter")) for c in range(self.clients)]
+        return RunStreams(starts, gaps, parts, service, client_cpu, uplink_jitter=up, downlink_jitter=down)
