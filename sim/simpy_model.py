@@ -14,9 +14,12 @@ The pieces, as the real system has them:
   C, the SDK's drain-to-half limiter with its poll, or no limit);
 * a **client** (an OS process) has one CPU, a :class:`simpy.Resource`, shared
   by its producers' ``produce()`` calls and by the processing of acks, and one
-  TCP connection whose window is a :class:`simpy.Store` of tokens;
+  TCP connection whose window is a :class:`simpy.Store` of tokens (whole
+  messages), or, for messages longer than a segment, a :class:`Connection`
+  whose window is a byte credit (a :class:`simpy.Container`);
 * the **link** has a shared uplink and downlink (:class:`Station`) and RTT/2
-  of propagation each way;
+  of propagation each way, plus each message's and ack's own ``link.jitter``
+  (never overtaking the one before it on its connection: :meth:`SimPyModel.propagate`);
 * the **broker** has a read loop per connection and a partition stage per
   partition, the partition lock (:class:`Station`).
 
