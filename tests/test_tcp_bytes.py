@@ -163,7 +163,7 @@ def test_loops_that_cannot_take_it_refuse():
     with pytest.raises(ValueError, match="TCP window in bytes"):
         run_records(System(config), loop="vectors")
     single = build_config({"producer.payload_bytes": 5000, "link.window_bytes": 2000})
-    with pytest.raises(ValueError, match="fit the TCP window"):
+    with pytest.raises(ValueError, match="holds the whole message"):
         run_records(System(single), loop="single")
 
 
