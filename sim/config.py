@@ -300,8 +300,8 @@ class LinkConfig(_Group):
     )
     jitter_cv: Number = _field(
         1.0,
-        "coefficient of variation of the lognormal link.jitter (1: as spread as an exponential "
-        "but with a longer tail, as measured path delays have)",
+        "coefficient of variation of the lognormal link.jitter; 1 (as broker.service_cv) is as spread as an "
+        "exponential with a longer tail, as path delays have, until a calibration says otherwise",
         "a number > 0 and <= 100",
         gt=0,
         le=100,
