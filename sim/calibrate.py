@@ -49,7 +49,7 @@ def fit_bounds(key: str) -> tuple[float, float, str]:
     """``(low, high, kind)`` of a key the fit may move, kind "duration" or "cv".
 
     Any cost (a duration: a CPU time, a service or wake-up time, a jitter) can be fitted,
-    within 0.1 us .. 500 us, and any coefficient of variation (a key ending in ``cv``),
+    within 0.1 us .. 500 us (a jitter up to 5 ms), and any coefficient of variation (a key ending in ``cv``),
     within 0.001 .. 5. What a row measures itself (RTT, counts, modes) is not a cost."""
     from .config import describe_keys
     from .units import DURATION_HELP
@@ -60,11 +60,14 @@ def fit_bounds(key: str) -> tuple[float, float, str]:
     if key.endswith("cv"):
         return (*BOUNDS_CV, "cv")
     if allowed[key].startswith(DURATION_HELP) and key not in _MEASURED_KEYS:
-        return (*BOUNDS_S, "duration")
+        return (*_WIDER.get(key, BOUNDS_S), "duration")
     raise InputError(f"--fit = {key}: not a cost the fit can move; allowed: a duration key (a CPU, service, "
                      f"wake-up or jitter time, e.g. {', '.join(COST_KEYS)}) or a key ending in cv")
 
 
+# costs that may reach past 500 us: a path's delay spread grows with its delay (a proxy adding 20 ms
+# spreads by ~0.6 ms)
+_WIDER = {"link.jitter": (1e-7, 5e-3)}
 # durations every row sets from what it measured, or that are not costs
 _MEASURED_KEYS = {"link.rtt", "producer.ack_wait", "producer.limiter_poll", "producer.start_jitter", "run.duration",
                   "run.bin"}

@@ -178,6 +178,7 @@ def test_fit_bounds_say_what_can_move():
 
     assert fit_bounds("client.send_cpu") == (*BOUNDS_S, "duration")
     assert fit_bounds("broker.service_cv") == (*BOUNDS_CV, "cv")
+    assert fit_bounds("link.jitter") == (1e-7, 5e-3, "duration")
     for key in ("link.rtt", "producer.ack_wait", "link.bandwidth", "clients"):
         with pytest.raises(Exception, match="not a cost the fit can move"):
             fit_bounds(key)
