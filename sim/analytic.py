@@ -8,6 +8,7 @@ meaning of every parameter.
   :func:`window_makespan`.
 * Flow-control and network ceilings: :func:`limiter_ceiling`,
   :func:`connection_rate`, :func:`mathis_rate`.
+* The broker's read loops in passes: :func:`read_loop_rate`, :func:`pass_timeline`.
 * The Universal Scalability Law: :func:`usl`, :func:`fit_usl`; the two-line
   bound it is compared with, :func:`fit_knee`.
 * Mean Value Analysis: exact (:func:`mva`, :func:`mva_multiclass`) and
@@ -52,7 +53,7 @@ def capacities(config: SimConfig | System) -> dict[str, float]:
         # whole messages per RTT, or window / message bytes when the window counts bytes
         "connection": (s.clients * s.connection_messages / rtt
                        if s.connection_messages is not None and rtt > 0 else math.inf),
-        "read_loop": s.clients / cfg.broker.read_cpu if cfg.broker.read_cpu else math.inf,
+        "read_loop": s.clients / read if (read := s.read_cost_per_message()) else math.inf,
         "partition": 1 / (service * busiest) if service else math.inf,
         "downlink": 1 / s.downlink_time if s.downlink_time else math.inf,
     }
@@ -62,9 +63,10 @@ def round_trip(config: SimConfig | System) -> float:
     """One message's round trip on an idle system, in seconds.
 
     Propagation RTT, plus the client's CPU for produce() and for the ack, the
-    serialization of the message and of its ack, the broker's read loop and
-    the partition stage's mean service time; with ``client.loop = iterations``,
-    the wake-up of the idle event loop the ack finds.
+    serialization of the message and of its ack, the broker's read loop (one
+    pass of one message: ``wakeup_cpu`` + ``read_cpu``) and the partition
+    stage's mean service time; with ``client.loop = iterations``, the wake-up
+    of the idle event loop the ack finds.
     """
     s = _system(config)
     cfg = s.config
@@ -77,6 +79,7 @@ def round_trip(config: SimConfig | System) -> float:
         + cfg.broker.read_cpu
         + cfg.broker.service_time
         + wakeup(s)
+        + cfg.broker.wakeup_cpu
     )
 
 
@@ -157,6 +160,49 @@ def connection_rate(config: SimConfig | System) -> float:
     window = s.window_bytes
     cap = window / rtt if rtt > 0 and not math.isinf(window) else math.inf
     return min(s.uplink_bandwidth, cap)
+
+
+def read_loop_rate(config: SimConfig | System, messages_per_read: float | None = None) -> float:
+    """Messages/s one connection's read loop carries when each pass reads
+    ``messages_per_read`` messages: b / (wakeup_cpu + b x read_cpu). By default b is
+    what a full read holds (``broker.read_bytes`` / message bytes when batched, 1 per
+    message), which makes it the loop's ceiling; lighter loads read fewer messages per
+    pass and pay the wake-up over fewer. The cost factor of ``broker.read_cv`` has mean
+    1, so this is the mean rate. inf when a pass costs nothing."""
+    s = _system(config)
+    b = s.messages_per_full_read if messages_per_read is None else float(messages_per_read)
+    if b <= 0:
+        raise ValueError("messages_per_read must be > 0")
+    wakeup, per_message = s.config.broker.wakeup_cpu, s.config.broker.read_cpu
+    if math.isinf(b):
+        return 1 / per_message if per_message else math.inf
+    cost = wakeup + b * per_message
+    return b / cost if cost else math.inf
+
+
+@dataclass(frozen=True)
+class PassTimeline:
+    """One pass of b messages that reach an idle read loop together, all for one idle
+    partition of deterministic service S: when each is parsed and stored (from the
+    pass's start) and when their acks are written together (the last stored)."""
+
+    parsed: tuple[float, ...]
+    stored: tuple[float, ...]
+    written: float
+
+
+def pass_timeline(config: SimConfig | System, messages: int) -> PassTimeline:
+    """The j-th message (from 1) is parsed at w + j r and stored at
+    w + r + S + (j - 1) max(r, S): the partition keeps up with the parse when S <= r,
+    else the parse runs ahead and the partition works through a queue. With acks
+    written a pass at a time (batched) all b acks leave at the last store, so the
+    first waits (b - 1) max(r, S) longer than it would alone."""
+    s = _system(config)
+    b = s.config.broker
+    w, r, service = b.wakeup_cpu, b.read_cpu, b.service_time
+    parsed = tuple(w + j * r for j in range(1, messages + 1))
+    stored = tuple(w + r + service + (j - 1) * max(r, service) for j in range(1, messages + 1))
+    return PassTimeline(parsed, stored, stored[-1] if stored else math.nan)
 
 
 # -- the Universal Scalability Law ---------------------------------------------------
@@ -328,8 +374,8 @@ def stations(config: SimConfig | System) -> list[Station]:
     if window is not None and cfg.link.rtt > 0:
         for c in range(k):
             out.append(Station(f"connection[{c + 1}]", cfg.link.rtt / window / k))
-    for c in range(k):
-        out.append(Station(f"read_loop[{c + 1}]", cfg.broker.read_cpu / k))
+    for c in range(k):  # (a read loop in passes: its cost per message when every read is full)
+        out.append(Station(f"read_loop[{c + 1}]", s.read_cost_per_message() / k))
     for p, share in enumerate(s.partition_shares):
         out.append(Station(f"partition[{p + 1}]", cfg.broker.service_time * share))
     out.append(Station("downlink", s.downlink_time))
@@ -561,7 +607,7 @@ def mva_for(config: SimConfig | System, method: str = "auto") -> MVAResult:
     demands: dict[str, list[float]] = {}
     for c in range(k):
         demands[f"client_cpu[{c}]"] = [cfg.client.send_cpu + cfg.client.ack_cpu if i == c else 0.0 for i in range(k)]
-        demands[f"read_loop[{c}]"] = [cfg.broker.read_cpu if i == c else 0.0 for i in range(k)]
+        demands[f"read_loop[{c}]"] = [s.read_cost_per_message() if i == c else 0.0 for i in range(k)]
     demands["uplink"] = [s.uplink_time] * k
     for p, share in enumerate(s.partition_shares):
         demands[f"partition[{p + 1}]"] = [cfg.broker.service_time * share] * k

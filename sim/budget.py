@@ -104,7 +104,10 @@ def estimate(config: SimConfig, timeseries: bool = False, engine: str = "fast") 
     bins = span / run.bin + 1
     if run.records == "summary" or timeseries:
         memory += bins * BYTES_PER_BIN
-    return Estimate(messages, span, bins, memory, messages * SECONDS_PER_MESSAGE[engine], culprit)
+    # a batched read loop takes read_bytes per pass: a message larger than that costs a pass per read
+    size, cap = p.payload_bytes + p.overhead_bytes, config.broker.read_bytes
+    passes = max(1.0, size / cap) if config.broker.read_mode == "batched" else 1.0
+    return Estimate(messages, span, bins, memory, messages * passes * SECONDS_PER_MESSAGE[engine], culprit)
 
 
 def check(config: SimConfig, timeseries: bool = False, engine: str = "fast") -> Estimate:

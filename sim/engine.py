@@ -63,6 +63,8 @@ def run_records(system: System, loop: str | None = None) -> Records:
     if loop not in (None, "events", "windows", "vectors", "single"):
         raise ValueError(f"unknown loop {loop!r}")
     check_time_range(system)
+    if system.read_passes:
+        loop = _read_pass_loop(system, loop)
     if loop == "vectors" and scalar_only(system):
         raise ValueError("loop 'vectors' computes neither a TCP window in bytes that may bind (messages longer "
                          "than link.mss_bytes, a window under producers x in-flight x message bytes) nor "
@@ -101,6 +103,24 @@ def allowed_loops(system: System) -> list[str]:
             out.append("vectors")
     if applies(system):
         out.append("single")
+    if system.read_passes:
+        out = [name for name in out if name in READ_PASS_LOOPS]
     return out
 
 
+# the loops that run read loops in passes (sim.model.broker_io)
+READ_PASS_LOOPS = ("events", "windows")
+
+
+def _read_pass_loop(system: System, loop: str | None) -> str:
+    """Read loops that run in passes (``broker.read_mode = batched``, a
+    ``broker.wakeup_cpu`` or a ``broker.read_cv``) are taken by the event loop and
+    by the window loop with its network message by message; by default the window
+    loop when there is a lookahead."""
+    if loop not in (None, *READ_PASS_LOOPS):
+        raise ValueError(
+            f"loop {loop!r} does not run read loops in passes (broker.read_mode = batched, broker.wakeup_cpu > 0 "
+            f"or broker.read_cv > 0); allowed: {', '.join(READ_PASS_LOOPS)} or the default")
+    if loop is None:
+        return "events" if lookahead(system) <= 0 else "windows"
+    return loop

@@ -21,7 +21,13 @@ The pieces, as the real system has them:
   of propagation each way, plus each message's and ack's own ``link.jitter``
   (never overtaking the one before it on its connection: :meth:`SimPyModel.propagate`);
 * the **broker** has a read loop per connection and a partition stage per
-  partition, the partition lock (:class:`Station`).
+  partition, the partition lock (:class:`Station`). A read loop is a
+  :class:`Station` of ``broker.read_cpu`` per message, or, when it runs in
+  passes (``broker.read_mode = batched``, a ``broker.wakeup_cpu`` or a
+  ``broker.read_cv``), a :class:`ReadLoop` process: each pass reads what has
+  arrived, up to ``broker.read_bytes``, and hands each message to its partition
+  as it parses it; the acks of one batched pass wait for one another
+  (:class:`AckWrite`) and enter the downlink together.
 
 One message is one process that walks the path: the client CPU, the window,
 the uplink, half an RTT, the read loop, the partition, the downlink, half an
@@ -115,6 +121,89 @@ class Station:
             yield env.timeout(seconds)
             self.free_at = env.now
             done.succeed()
+
+
+class ReadLoop:
+    """A connection's read loop that runs in passes (see ``sim.model.broker_io``): it
+    sleeps until bytes arrive, then reads what has arrived by then, up to ``cap``
+    bytes (None: one message), and parses the messages that read completes, one after
+    the other; a pass costs ``wakeup`` plus ``per_message`` for each, times ``factor()``."""
+
+    def __init__(self, env, cap, message_bytes, wakeup, per_message, factor):
+        self.env, self.cap, self.size = env, cap, message_bytes
+        self.wakeup, self.per_message, self.factor = wakeup, per_message, factor
+        self.buffer: deque = deque()  # (arrival, parsed event)
+        self.partial = 0  # bytes of the head message read by an earlier pass
+        self.busy_s = 0.0
+        self.free_at = 0.0
+        self.passes = 0  # passes run, and the most messages one of them parsed
+        self.most = 0
+        self._wake: simpy.Event | None = None
+        env.process(self._run())
+
+    def arrive(self) -> simpy.Event:
+        """A message has arrived; the event fires when it is parsed, with the
+        :class:`AckWrite` of its pass as value (None when acks are written one by one)."""
+        parsed = self.env.event()
+        self.buffer.append((self.env.now, parsed))
+        if self._wake is not None:
+            self._wake.succeed()
+            self._wake = None
+        return parsed
+
+    def _take(self) -> int:
+        """How many messages the pass starting now completes."""
+        if self.cap is None:
+            return 1
+        now, size = self.env.now, self.size
+        arrived = sum(1 for arrival, _ in self.buffer if arrival <= now)
+        if size == 0:
+            return arrived
+        done = self.partial + min(self.cap, arrived * size - self.partial)
+        count = done // size
+        self.partial = done - count * size
+        return count
+
+    def _run(self):
+        env = self.env
+        while True:
+            if not self.buffer:
+                self._wake = env.event()
+                yield self._wake
+            yield at(env, 0, READ_PICK)  # let every arrival of this instant in
+            start = env.now
+            count = self._take()
+            factor = self.factor()
+            self.passes += 1
+            self.most = max(self.most, count)
+            write = AckWrite(env, count) if self.cap is not None and count else None
+            end = start + self.wakeup * factor  # the pass's busy time, summed as the engine sums it
+            for _ in range(count):
+                end = end + self.per_message * factor
+            self.busy_s += end - start
+            if self.wakeup * factor > 0:
+                yield env.timeout(self.wakeup * factor)
+            step = self.per_message * factor
+            for _ in range(count):
+                if step > 0:
+                    yield env.timeout(step)
+                _, parsed = self.buffer.popleft()
+                parsed.succeed(write)
+            self.free_at = env.now
+
+
+class AckWrite:
+    """The acks of one batched pass: written together once the last of them is stored."""
+
+    def __init__(self, env: simpy.Environment, size: int):
+        self.unstored = size
+        self.written = env.event()
+
+    def stored(self) -> simpy.Event:
+        self.unstored -= 1
+        if not self.unstored:
+            self.written.succeed()
+        return self.written
 
 
 class FlowControl:
@@ -317,6 +406,11 @@ class SimPyModel:
         self.producers = [Producer(env, j, self.clients[system.client_of(j)]) for j in range(system.producers)]
         self.uplink = Station(env, UPLINK_PICK, "uplink")
         self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]") for c in range(system.clients)]
+        if system.read_passes:
+            factors = system.read_factors()
+            self.read_loops = [
+                ReadLoop(env, system.read_cap_bytes, system.message_bytes, cfg.broker.wakeup_cpu,
+                         cfg.broker.read_cpu, factors[c].__next__) for c in range(system.clients)]
         self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]") for p in range(system.partitions)]
         self.downlink = Station(env, DOWNLINK_PICK, "downlink")
         self.half_rtt = cfg.link.rtt / 2
@@ -391,10 +485,17 @@ class SimPyModel:
             yield from self.propagate(client, 0, simpy.events.NORMAL)
         else:
             yield env.timeout(self.half_rtt)
-        yield self.read_loops[client.index].serve(key, cfg.broker.read_cpu)
+        reader = self.read_loops[client.index]
+        if isinstance(reader, ReadLoop):
+            write = yield reader.arrive()
+        else:
+            write = None
+            yield reader.serve(key, cfg.broker.read_cpu)
         p = message["partition"]
         yield self.partitions[p].serve(key, self.streams.service[p].__next__)
         message["stored"] = env.now
+        if write is not None:  # the acks of one pass leave together, once all are stored
+            yield write.stored()
         yield self.downlink.serve(key, self.system.downlink_time)
         if self.streams.downlink_jitter is not None:
             yield from self.propagate(client, 1, ACK_ARRIVAL)
@@ -521,7 +622,7 @@ class SimPyModel:
             if buffer.open_loop:
                 buffer.intended[m] = message["intended"]
         buffer.count = len(self.messages)
-        stations = [self.uplink, self.downlink, *self.read_loops, *self.partitions]
+        stations = [self.uplink, self.downlink, *self.read_loops, *self.partitions]  # (ReadLoop too has both)
         free = [s.free_at for s in stations] + [c.cpu_free_at for c in self.clients]
         span = end if stopped else max(free)
         unfinished = any(m["status"] == IN_FLIGHT for m in self.messages) or any(
@@ -646,6 +747,5 @@ def run_simpy(config: SimConfig, policy: FlowControl | FlowPolicy | None = None)
     return SimPyModel(config, policy).run()
 
 
-__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Connection", "Station", "SimPyModel", "EventLoop",
-           "run_simpy",
-           "flow_control"]
+__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Connection", "Station", "ReadLoop", "AckWrite",
+           "SimPyModel", "EventLoop", "run_simpy", "flow_control"]

@@ -195,6 +195,22 @@ SET_CASES = [
     (["broker.service_dist=lognormal", "broker.service_cv=nan"], "broker.service_cv", "NaN"),
     (["broker.ack_bytes=-1"], "broker.ack_bytes", ">= 0"),
     (["broker.ack_bytes=1.5"], "broker.ack_bytes", "whole number"),
+    (["broker.read_mode=batch"], "broker.read_mode", "batched"),
+    (["broker.read_mode=true"], "broker.read_mode", "per_message"),
+    (["broker.read_bytes=63"], "broker.read_bytes", ">= 64"),
+    (["broker.read_bytes=0"], "broker.read_bytes", ">= 64"),
+    (["broker.read_bytes=-64KiB"], "broker.read_bytes", ">= 64"),
+    (["broker.read_bytes=1.5KiBB"], "broker.read_bytes", "unit"),
+    (["broker.read_bytes=inf"], "broker.read_bytes", "finite"),
+    (["broker.wakeup_cpu=-1us"], "broker.wakeup_cpu", ">= 0"),
+    (["broker.wakeup_cpu=nan"], "broker.wakeup_cpu", "finite"),
+    (["broker.wakeup_cpu=-0"], "broker.wakeup_cpu", "negative zero"),
+    (["broker.wakeup_cpu=97 furlongs"], "broker.wakeup_cpu", "unit"),
+    (["broker.read_cv=-0.5"], "broker.read_cv", ">= 0"),
+    (["broker.read_cv=101"], "broker.read_cv", "<= 100"),
+    (["broker.read_cv=nan"], "broker.read_cv", "NaN"),
+    (["broker.read_cv=inf"], "broker.read_cv", "finite"),
+    (["broker.read_cv=high"], "broker.read_cv", "number"),
     # run
     (["run.seed=-1"], "run.seed", ">= 0"),
     (["run.seed=true"], "run.seed", "number"),
@@ -233,6 +249,8 @@ ABSURD_CASES = [
     (["run.bin=1ns", "run.records=summary"], "run.bin", "bins"),
     (["producer.messages=none", "run.duration=1e8", "producer.mode=nonblocking"], "run.duration", "CPU"),
     (["producer.mode=nonblocking", "producer.messages=10000000000"], "producer.messages", "memory"),
+    (["broker.read_mode=batched", "broker.read_bytes=64", "producer.payload_bytes=1GiB", "producer.messages=100000",
+      "link.bandwidth=inf"], "producer.messages", "CPU"),
     (["producer.messages=none", "run.duration=1s", "producer.mode=nonblocking", "link.rtt=0", "client.send_cpu=0",
       "client.ack_cpu=0", "broker.read_cpu=0", "broker.service_time=0", "link.bandwidth=inf"],
      "producer.messages", "endless"),
@@ -627,6 +645,7 @@ WARNINGS = [
     (["client.wakeup_cpu=117us"], "client.wakeup_cpu"),
     (["client.pending_bytes=64KiB"], "client.pending_bytes"),
     (["link.jitter_cv=2"], "link.jitter_cv"),
+    (["broker.read_bytes=8KiB"], "broker.read_bytes"),
 ]
 
 
@@ -714,6 +733,12 @@ def test_json_from_the_planner_is_strict(capsys):
     (["producer.key_space=4611686018427387904", "producer.partitioning=key", "broker.partitions=3",
       "producer.messages=10"], lambda s: s["acked"] == 10),
     (["run.bin=1ns", "producer.messages=2", "link.rtt=1us"], lambda s: s["acked"] == 2),
+    (["broker.read_mode=batched", "producer.payload_bytes=0", "producer.overhead_bytes=0", "producer.messages=20",
+      "producer.mode=nonblocking", "broker.wakeup_cpu=97us"], lambda s: s["acked"] == 20),
+    (["broker.read_mode=batched", "broker.read_bytes=64", "producer.payload_bytes=1MiB", "producer.messages=2",
+      "broker.wakeup_cpu=1us"], lambda s: s["acked"] == 2 and s["makespan_s"] > 2 * 16384e-6),
+    (["broker.read_mode=batched", "broker.read_cv=100", "broker.wakeup_cpu=97us", "producer.messages=50",
+      "link.rtt=0", "link.bandwidth=inf"], lambda s: s["acked"] == 50),
 ])
 def test_edge_cases_run_and_give_sane_numbers(assignments, check, capsys):
     assert main(_argv(["simulate", "--json"], assignments)) == 0

@@ -35,7 +35,8 @@ def check_time_range(system: System) -> None:
     model's own steps (past 2^40 steps, a step is known to 2^-12 only)."""
     cfg = system.config
     steps = [cfg.link.rtt / 2, system.uplink_time, system.downlink_time, cfg.client.send_cpu,
-             cfg.client.ack_cpu, cfg.broker.read_cpu, cfg.broker.service_time, cfg.client.wakeup_cpu]
+             cfg.client.ack_cpu, cfg.broker.read_cpu, cfg.broker.service_time, cfg.client.wakeup_cpu,
+             cfg.broker.wakeup_cpu]
     step = max((s for s in steps if math.isfinite(s)), default=0.0)
     if step <= 0:
         return  # nothing takes time: every time is a start time or an arrival time

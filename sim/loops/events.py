@@ -13,6 +13,10 @@ windows:
   acks: none still to be computed can arrive before the downlink's busy-until
   time plus one ack's serialization and half an RTT.
 * ``GATE_UP``: a connection's TCP window reopens.
+* ``READ``: a read loop that runs in passes (``sim.model.broker_io``) starts
+  one; it hands the messages it parses to their partitions (``PART_ARRIVE``).
+  When the acks of a pass are written together, the downlink merges the
+  written acks instead of the partitions' departures.
 
 At one instant the heap runs the clients first, then what enters the uplink,
 then partition arrivals, then the downlink (the order in which the window loop
@@ -31,6 +35,7 @@ from itertools import count
 
 import numpy as np
 
+from ..model.broker_io import AckWrites, ReadLoops
 from ..model.clients import replace_items
 from ..model.network import ByteWindow, WindowEngaged
 from ..model.records import MESSAGE, PLACE, TIME, Records, renumbered
@@ -39,8 +44,10 @@ from ..model.system import System
 from .common import begin_run, finish
 
 UPLINK, CLIENT, PART_ARRIVE, DOWN_WAKE, GATE_UP = range(5)
+READ = 5
 # the rank of each kind at one instant (the second field of a heap entry)
 CLIENTS_FIRST, UPLINK_NEXT, PARTITIONS_THEN, DOWNLINK_LAST = range(4)
+READS_NEXT = 1.5  # a read pass starts after what enters the uplink, before partitions take arrivals
 INF = math.inf
 
 
@@ -69,6 +76,10 @@ class EventLoop:
         self.departed = [deque() for _ in range(self.partitions)]  # (stored, key, m): acks not yet on the downlink
         # shortest time from "now" until a message not yet on the uplink reaches a partition
         self.lookahead = self.up_time + self.half_rtt + self.read_cpu
+        # read loops in passes, and (batched) acks written a pass at a time
+        self.io = ReadLoops(system) if system.read_passes else None
+        self.writes = AckWrites() if system.read_cap_bytes is not None else None
+        self.ready: list = []  # (written, key, m): acks written, not yet on the downlink
         self.min_service = cfg.broker.service_time if deterministic else 0.0
         self.wake_at = INF  # the pending DOWN_WAKE
         self.wake_time = [INF] * self.clients  # each client's pending CLIENT event
@@ -94,6 +105,8 @@ class EventLoop:
             self.up_jitter = [d.__next__ for d in self.streams.uplink_jitter]
             self.down_jitter = [d.__next__ for d in self.streams.downlink_jitter]
             self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
+        if self.io is not None:  # (a pass's cost may be drawn near 0)
+            self.lookahead = self.half_rtt + (0.0 if self.bytes is not None else self.up_time)
         self.prune_at = 1024
 
     # -- the clients ------------------------------------------------------------------
@@ -164,8 +177,9 @@ class EventLoop:
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
-        if self.jitter:
+        if self.jitter or self.io is not None:
             self.to_broker(c, key, m, departure)
+            return
             return
         ready = self.reads[c].serve(departure + self.half_rtt)
         # the partition takes it at its arrival, among whatever else arrives then (in
@@ -183,17 +197,39 @@ class EventLoop:
             self.last_up[c] = arrival
         else:
             arrival = departure + self.half_rtt
+        if self.io is not None:  # the read loop runs in passes (READ events)
+            self.part_pending[self.records.partition[m]] += 1
+            if self.io.arrive(c, arrival, key, m):
+                heappush(self.heap, (self.io.next_pass(c), READS_NEXT, c, READ, c))
+            return
         ready = self.reads[c].serve(arrival)
         p = self.records.partition[m]  # (as in uplink)
         self.part_pending[p] += 1
         heappush(self.heap, (ready, PARTITIONS_THEN, key, PART_ARRIVE, m))
+
+    def read_pass(self, c: int, now: float) -> None:
+        """Connection c's read loop runs a pass: its messages reach their partitions as
+        each is parsed; the loop's next pass is due when this one ends, if more has come."""
+        io = self.io
+        parsed = io.read(c, now)
+        if self.writes is not None:
+            self.writes.open(parsed)
+        heap = self.heap
+        for t, key, m in parsed:
+            heappush(heap, (t, PARTITIONS_THEN, key, PART_ARRIVE, m))
+        if io.buffers[c]:
+            heappush(heap, (io.next_pass(c), READS_NEXT, c, READ, c))
 
     # -- the partitions and the downlink ----------------------------------------------------
     def partition(self, p: int, key: int, m: int, now: float) -> None:
         self.part_pending[p] -= 1
         stored = self.parts[p].serve(now) if self.draw is None else self.parts[p].serve(now, self.draw[p]())
         self.records.stored[m] = stored
-        self.departed[p].append((stored, key, m))
+        if self.writes is not None:
+            for entry in self.writes.stored(m, stored):
+                heappush(self.ready, entry)
+        else:
+            self.departed[p].append((stored, key, m))
         self.merge_downlink(now)
 
     def next_departure_bound(self, q: int, now: float) -> float:
@@ -208,6 +244,8 @@ class EventLoop:
         produce an earlier one, or an equal one that goes first by the tie rule.
         ``settled``: everything at this instant that could leave a partition now has
         (the DOWN_WAKE rank comes last), so a departure at ``now`` may go."""
+        if self.writes is not None:
+            return self.merge_writes(now, settled)
         departed = self.departed
         horizon = min((self.next_departure_bound(q, now) for q in range(self.partitions) if not departed[q]),
                       default=INF)
@@ -226,6 +264,22 @@ class EventLoop:
             if not source:
                 horizon = min(horizon, self.next_departure_bound(self.records.partition[m], now))
             self.downlink(m, stored)
+
+    def merge_writes(self, now: float, settled: bool) -> None:
+        """Acks written a pass at a time: the earliest written go on the downlink while no
+        pass still open can be written earlier; an open pass has a message not yet stored,
+        so it is written no earlier than that message's partition can next store one."""
+        ready = self.ready
+        horizon = min(self.next_departure_bound(q, now) for q in range(self.partitions))
+        while ready:
+            written, _, m = ready[0]
+            if written > horizon or (written == horizon and not (settled and written <= now)):
+                if written < self.wake_at:
+                    self.wake_at = written
+                    heappush(self.heap, (written, DOWNLINK_LAST, self.tick(), DOWN_WAKE, 0))
+                return
+            heappop(ready)
+            self.downlink(m, written)
 
     def downlink(self, m: int, entry: float) -> None:
         c = self.state.client_of[self.records.producer[m]]
@@ -257,8 +311,13 @@ class EventLoop:
             if len(heap) > self.prune_at:
                 self.prune_at = self.prune()
         stations = (self.up, self.down, *self.reads, *self.parts)
-        return finish(records, self.state, cut, self.end, [s.free for s in stations],
-                      {"uplink": [self.up.busy], "read_loop": [s.busy for s in self.reads],
+        free = [s.free for s in stations]
+        read_busy = [s.busy for s in self.reads]
+        if self.io is not None:
+            free += self.io.free
+            read_busy = list(self.io.busy)
+        return finish(records, self.state, cut, self.end, free,
+                      {"uplink": [self.up.busy], "read_loop": read_busy,
                        "partition": [s.busy for s in self.parts], "downlink": [self.down.busy]})
 
     def handle(self, now: float, key: int, kind: int, x: int) -> None:
@@ -280,10 +339,12 @@ class EventLoop:
             if now == self.wake_at:
                 self.wake_at = INF
                 self.merge_downlink(now, settled=True)
-        elif self.bytes is not None:  # GATE_UP of a window in bytes
+        elif self.bytes is not None and kind == GATE_UP:  # GATE_UP of a window in bytes
             self.reopen_bytes(x, now)
-        else:  # GATE_UP
+        elif kind == GATE_UP:
             self.reopen(x, now)
+        else:  # READ
+            self.read_pass(x, now)
 
     def compact(self) -> None:
         """Summary mode: fold finished messages into the tally, renumber the rest."""
@@ -293,6 +354,10 @@ class EventLoop:
             live += [m for q in self.waiting for _, m in q]
         if self.bytes is not None:
             live += [entry[MESSAGE] for gate in self.bytes for entry in gate.backlog]
+        if self.io is not None:
+            live += self.io.live() + [m for _, _, m in self.ready]
+            if self.writes is not None:
+                live += self.writes.live()
         mapping = self.records.compact(np.array(self.state.live() + live, dtype=np.int64))
         self.state.renumber(mapping)
         heap[:] = [(*e[:4], int(mapping[e[4]])) if e[3] == PART_ARRIVE else e for e in heap]
@@ -305,6 +370,12 @@ class EventLoop:
         if self.bytes is not None:
             for gate in self.bytes:
                 replace_items(gate.backlog, [renumbered(entry, mapping) for entry in gate.backlog])
+        if self.io is not None:
+            self.io.renumber(mapping)
+            self.ready[:] = [(t, key, int(mapping[m])) for t, key, m in self.ready]
+            heapify(self.ready)
+            if self.writes is not None:
+                self.writes.renumber(mapping)
 
     def prune(self) -> int:
         """Drop superseded client wake-ups (a client needs only its earliest, ``wake_time``):

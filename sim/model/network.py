@@ -29,6 +29,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
+from .broker_io import AckWrites, ReadLoops
 from .records import CLIENT, MESSAGE, PLACE, TIME, renumbered
 from .station import Station
 
@@ -177,6 +178,7 @@ class _Network:
             self.down_jitter = [draws.__next__ for draws in streams.downlink_jitter]
             self.last_up = [-INF] * self.clients
             self.last_down = [-INF] * self.clients
+        self.io = self.writes = None  # read loops in passes (sim.model.broker_io): the scalar network only
 
     def reach_broker(self, c: int, departure: float) -> float:
         """With jitter: when a message of connection c that left the uplink at ``departure``
@@ -282,10 +284,12 @@ class _Network:
         self._renumber_queues(mapping)
 
     def free_times(self) -> list[float]:
-        return [station.free for station in (self.up, self.down, *self.reads, *self.parts)]
+        free = [station.free for station in (self.up, self.down, *self.reads, *self.parts)]
+        return free + self.io.free if self.io is not None else free
 
     def busy(self) -> dict:
-        return {"uplink": [self.up.busy], "read_loop": [s.busy for s in self.reads],
+        reads = list(self.io.busy) if self.io is not None else [s.busy for s in self.reads]
+        return {"uplink": [self.up.busy], "read_loop": reads,
                 "partition": [s.busy for s in self.parts], "downlink": [self.down.busy]}
 
 
@@ -299,9 +303,14 @@ class ScalarNetwork(_Network):
         self.to_read = [deque() for _ in range(self.clients)]  # (arrival, n, m, p)
         self.to_partition = [[] for _ in range(self.partitions)]  # (arrival, n, c, m)
         self.to_downlink: list = []  # a heap of (stored, n, c, m)
+        if system.read_passes:  # the read loops' buffers replace to_read; keys are (n, c)
+            self.io = ReadLoops(system)
+            self.writes = AckWrites() if system.read_cap_bytes is not None else None
 
     def _queued(self) -> list[int]:
         ids = [e[2] for q in self.to_read for e in q]
+        if self.io is not None:
+            ids += self.io.live() + (self.writes.live() if self.writes is not None else [])
         return ids + [e[3] for q in (*self.to_partition, self.to_downlink) for e in q]
 
     def _renumber_queues(self, mapping) -> None:
@@ -309,6 +318,10 @@ class ScalarNetwork(_Network):
             items = [(e[0], e[1], int(mapping[e[2]]), e[3]) for e in queue]
             queue.clear()
             queue.extend(items)
+        if self.io is not None:
+            self.io.renumber(mapping)
+            if self.writes is not None:
+                self.writes.renumber(mapping)
         for queue in (*self.to_partition, self.to_downlink):
             items = [(e[0], e[1], e[2], int(mapping[e[3]])) for e in queue]
             queue.clear()
@@ -326,6 +339,16 @@ class ScalarNetwork(_Network):
         if window is not None:
             for (_, n, c, _, _), d in zip(batch, departures):
                 released[c][n % window] = d + rtt
+        if self.io is not None:
+            arrive = self.io.arrive
+            if self.jitter:
+                reach = self.reach_broker
+                for (_, n, c, m, _), d in zip(batch, departures):
+                    arrive(c, reach(c, d), (n, c), m)
+            else:
+                for (_, n, c, m, _), d in zip(batch, departures):
+                    arrive(c, d + half_rtt, (n, c), m)
+            return
         if self.read_path:
             to_read = self.to_read
             if self.jitter:
@@ -366,10 +389,28 @@ class ScalarNetwork(_Network):
 
     def broker(self, until: float, client_next: list) -> None:
         """Read loops and partitions (when reading costs time), then the downlink, up to ``until``."""
-        if self.read_path:
+        if self.io is not None:
+            self._read_passes(until)
+            self._partitions(until)
+        elif self.read_path:
             self._read_loops(until)
             self._partitions(until)
         self._downlink(until, client_next)
+
+    def _read_passes(self, until: float) -> None:
+        """Every pass of the read loops that starts before ``until`` (it reads only what
+        has arrived by its start, all of it known by now)."""
+        io, writes, to_partition, partition = self.io, self.writes, self.to_partition, self.records.partition
+        for c in range(self.clients):
+            while True:
+                start = io.next_pass(c)
+                if start >= until:
+                    break
+                parsed = io.read(c, start)
+                if writes is not None:
+                    writes.open(parsed)
+                for t, (n, _), m in parsed:
+                    to_partition[partition[m]].append((t, n, c, m))
 
     def _read_loops(self, until: float) -> None:
         to_partition = self.to_partition
@@ -399,6 +440,12 @@ class ScalarNetwork(_Network):
             else:
                 draw = self.service[p]
                 done = self.parts[p].serve_each(times, [next(draw) for _ in range(n)])
+            if self.writes is not None:  # the acks of a pass are written when its last is stored
+                for (_, _, _, m), t in zip(taken, done):
+                    stored[m] = t
+                    for written, (k, c), n in self.writes.stored(m, t):
+                        heappush(to_downlink, (written, k, c, n))
+                continue
             for (_, k, c, m), t in zip(taken, done):
                 stored[m] = t
                 heappush(to_downlink, (t, k, c, m))
@@ -424,9 +471,11 @@ class ScalarNetwork(_Network):
         for queue in self.to_read:
             if queue and queue[0][0] < soonest:
                 soonest = queue[0][0]
+        if self.io is not None:
+            soonest = min(soonest, *(self.io.next_pass(c) for c in range(self.clients)))
         for queue in self.to_partition:
             if queue:
-                soonest = min(soonest, min(queue)[0] if self.read_path else queue[0][0])
+                soonest = min(soonest, min(queue)[0] if self.read_path or self.io is not None else queue[0][0])
         if self.to_downlink:  # a heap: its first entry is the earliest
             soonest = min(soonest, self.to_downlink[0][0])
         return soonest

@@ -123,6 +123,23 @@ def service_times(dist: str, mean: float, cv: float, rng: np.random.Generator):
     raise ValueError(f"unknown service distribution {dist!r}")
 
 
+# Children of SeedSequence(run.seed): spawn(n) gives the same first children whatever n is,
+# so a new family of streams takes the next index without moving the old ones.
+PRODUCERS_BRANCH, PARTITIONS_BRANCH, READ_LOOPS_BRANCH = 0, 1, 2
+
+
+def branch_rngs(seed: int, branch: int, count: int) -> list[np.random.Generator]:
+    """``count`` generators of the family ``branch`` of the run's seed tree."""
+    root = np.random.SeedSequence(seed).spawn(branch + 1)[branch]
+    return [np.random.default_rng(s) for s in root.spawn(count)]
+
+
+def cost_factors(cv: float, rng: np.random.Generator):
+    """Multipliers of a CPU cost: lognormal of mean 1 and coefficient of variation ``cv``
+    (the constant 1 when ``cv`` is 0), one per job, in the order the jobs run."""
+    return Constant(1.0) if cv == 0 else service_times("lognormal", 1.0, cv, rng)
+
+
 def arrival_gaps(kind: str, rate: float, rng: np.random.Generator) -> Iterator[float]:
     """Gaps between a producer's intended send times at ``rate`` messages/s."""
     if kind == "constant":

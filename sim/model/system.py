@@ -16,7 +16,8 @@ from typing import Iterator, NamedTuple
 
 from ..config import SimConfig
 from .partitioning import chooser
-from .randomness import SeedTree, arrival_gaps, cpu_costs, jitter_delays, service_times
+from .randomness import (READ_LOOPS_BRANCH, SeedTree, arrival_gaps, branch_rngs, cost_factors, cpu_costs,
+                         jitter_delays, service_times)
 
 UNBOUNDED = 1 << 62  # "no limit" for counts compared in the hot loop
 
@@ -205,6 +206,47 @@ class System:
             cfg.broker.read_cpu, end, self.window_bytes if self.segmented else None, cfg.link.mss_bytes,
             self.jitter > 0,
         )
+
+    # -- the broker's read loops ---------------------------------------------
+    @property
+    def read_passes(self) -> bool:
+        """Do the read loops run in passes (``sim.model.broker_io``)? Yes when they read
+        in batches, or a pass has a fixed cost or a random one; otherwise a read loop is
+        a plain station of ``broker.read_cpu`` per message."""
+        b = self.config.broker
+        return b.read_mode == "batched" or b.wakeup_cpu > 0 or b.read_cv > 0
+
+    @property
+    def read_cap_bytes(self) -> int | None:
+        """Bytes one pass reads at most; None = one message per pass (per_message)."""
+        b = self.config.broker
+        return b.read_bytes if b.read_mode == "batched" else None
+
+    @property
+    def messages_per_full_read(self) -> float:
+        """Messages a pass carries on average when every read fills its buffer:
+        read_bytes / message bytes (a message cut by the buffer is finished by the next
+        read); 1 per pass per_message; inf for messages of no bytes."""
+        cap = self.read_cap_bytes
+        if cap is None:
+            return 1.0
+        return math.inf if self.message_bytes == 0 else cap / self.message_bytes
+
+    def read_cost_per_message(self) -> float:
+        """The least read-loop CPU per message: wakeup_cpu / (messages per full read) +
+        read_cpu, the mean cost when every read is full (the cost factor has mean 1)."""
+        b = self.config.broker
+        per_read = self.messages_per_full_read
+        wakeup = 0.0 if b.wakeup_cpu == 0 or math.isinf(per_read) else b.wakeup_cpu / per_read
+        return wakeup + b.read_cpu
+
+    def read_factors(self) -> list:
+        """Per connection, the multipliers of its read passes' costs, in pass order."""
+        b = self.config.broker
+        if b.read_cv == 0:
+            return [cost_factors(0.0, None) for _ in range(self.clients)]
+        rngs = branch_rngs(self.config.run.seed, READ_LOOPS_BRANCH, self.clients)
+        return [cost_factors(b.read_cv, rng) for rng in rngs]
 
     # -- load ------------------------------------------------------------
     @cached_property
