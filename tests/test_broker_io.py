@@ -334,3 +334,16 @@ def test_ack_writes_hold_a_pass_until_its_last_store():
     assert sorted(writes.live()) == [0, 1, 2]
     assert writes.stored(2, 6.0) == [(7.0, "a", 0), (7.0, "b", 1), (7.0, "c", 2)]
     assert writes.live() == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_passes_behind_the_asyncio_client_match_the_simpy_model(seed):
+    """The broker's passes with the client's loop iterations, bursts and drawn costs."""
+    from tests.test_aioclient import random_aio_config
+
+    client = {k: v for k, v in random_aio_config(seed).flat().items()
+              if k.startswith("client.") or k.startswith("producer.")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (flat() spells out keys the system ignores)
+        config = build_config(with_passes({**random_overrides(seed), **client}, seed))
+    assert_loops_match_simpy(config)
