@@ -167,6 +167,8 @@ def with_passes(ov: dict, seed: int) -> dict:
     ov["broker.read_cv"] = r.choice([0, r.uniform(0.1, 1.5)])
     if ov["broker.read_mode"] == "per_message" and ov["broker.wakeup_cpu"] == 0 and ov["broker.read_cv"] == 0:
         ov["broker.wakeup_cpu"] = 20e-6
+    if r.random() < 0.3:  # the link's jitter: arrivals at the read loop spread, in order per connection
+        ov["link.jitter"] = r.uniform(1e-5, 2e-3)
     return ov
 
 
@@ -203,7 +205,7 @@ def test_exact_ties_in_passes_go_the_same_way_in_both_engines(seed):
 
 def test_the_random_systems_read_several_messages_per_pass():
     """Counted, not assumed: the systems above batch, cut messages, vary the cost."""
-    most, cut, varied = 0, 0, 0
+    most, cut, varied, jittered, in_bytes = 0, 0, 0, 0, 0
     for seed in range(24):
         ov = with_passes(random_overrides(seed), seed)
         config = build_config(ov)
@@ -213,7 +215,10 @@ def test_the_random_systems_read_several_messages_per_pass():
         cut += any(r.partial for r in model.read_loops) or (
             ov["broker.read_mode"] == "batched" and ov["broker.read_bytes"] < System(config).message_bytes)
         varied += ov["broker.read_cv"] > 0
-    assert most >= 10 and cut >= 3 and varied >= 6, (most, cut, varied)
+        jittered += config.link.jitter > 0
+        in_bytes += System(config).byte_window_binds
+    assert most >= 10 and cut >= 3 and varied >= 6 and jittered >= 3 and in_bytes >= 3, (
+        most, cut, varied, jittered, in_bytes)
 
 
 def test_summary_mode_folds_messages_held_by_passes(compact_often):
