@@ -223,8 +223,8 @@ class ClientConfig(_Group):
         "per_message",
         "per_message: one FIFO CPU, each produce() and each ack a job of its own, a message leaves when "
         "its produce() ends (the article's model); iterations: the asyncio loop runs iterations, each "
-        "costing client.wakeup_cpu after a sleep, running every ready task's publish, reading every ack "
-        "arrived, and writing its publishes in one write (nats-py)",
+        "costing client.wakeup_cpu after a sleep, one produce() per producer, every ready task's publish, "
+        "every ack arrived, and one write of its publishes (nats-py)",
         "per_message or iterations",
     )
     wakeup_cpu: Duration = _field(
@@ -233,13 +233,6 @@ class ClientConfig(_Group):
         "iterations; 0 = free; about 117 us on the project's VM (39 us/msg + 117 us/wake-up fits its runs)",
         DURATION_HELP + ", >= 0",
         ge=0,
-    )
-    pending_bytes: Size = _field(
-        2 * 2**20,
-        "nats-py's pending buffer (DEFAULT_PENDING_SIZE, 2 MiB): with client.loop = iterations, publishes "
-        "past it in one iteration force a flush and block their producer until it is written",
-        SIZE_HELP + ", >= 1",
-        ge=1,
     )
     cpu_cv: Number = _field(
         0.0,
@@ -482,8 +475,6 @@ class SimConfig(_Group):
             ("broker.service_cv", b.service_dist != "lognormal",
              f"broker.service_dist is {b.service_dist}, not lognormal"),
             ("client.wakeup_cpu", self.client.loop != "iterations", "client.loop is per_message, not iterations"),
-            ("client.pending_bytes", self.client.loop != "iterations",
-             "client.loop is per_message: each message is written when produced"),
             ("link.jitter_cv", self.link.jitter == 0, "link.jitter is 0"),
             ("broker.read_bytes", b.read_mode != "batched", "broker.read_mode is per_message (one message per read)"),
         ]

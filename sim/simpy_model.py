@@ -256,8 +256,8 @@ class Producer:
     def __init__(self, env: simpy.Environment, index: int, client: "Client"):
         self.env, self.index, self.client = env, index, client
         self.in_flight = 0
-        self.flushes = 0  # forced flushes of the pending buffer it waits for
-        self.flushed: simpy.Event | None = None
+        self.turn: simpy.Event | None = None  # with event-loop iterations: waiting to produce
+        self.intended: float | None = None
         self.made = 0  # messages produced so far
         self.waiting: deque = deque()  # its messages not yet timed out, oldest first (some acked)
         self._changed = env.event()
@@ -534,8 +534,10 @@ class SimPyModel:
 
     # -- the asyncio client (sim.model.aioclient): tasks, iterations, bursts, drawn costs ----
     def aio_producer(self, producer: Producer):
-        """A producer whose produce() creates a task: as many as its flow control allows at
-        once (a burst all of them); without any limit, one per iteration of its loop."""
+        """A producer whose produce() creates a task (sim.model.aioclient). With event-loop
+        iterations it waits until it may produce, then its loop makes the call at the start
+        of its next iteration (one per iteration); one job at a time, it makes the call at
+        once and waits for it to return. A burst creates all its tasks at its start."""
         env, p = self.env, self.config.producer
         j = producer.index
         gaps = self.streams.arrival_gaps[j]
@@ -546,34 +548,33 @@ class SimPyModel:
                 self.aio_create(producer)
             return
         loop = self.loops[producer.client.index] if self.loops else None
-        if loop is not None and loop.eager:
-            loop.eager_producers.append(producer)  # the loop makes its produce() calls
-            loop.poke(env.now)
-            return
         next_arrival = start + next(gaps) if gaps is not None else None
         while p.messages is None or producer.made < p.messages:
-            while True:
-                yield from self.policy.before(producer)
-                if not producer.flushes:
-                    break
-                yield producer.flushed  # a forced flush of the pending buffer holds it
+            yield from self.policy.before(producer)
             if next_arrival is not None and next_arrival > env.now:
                 yield at(env, next_arrival - env.now, TIMER)
-                continue  # look again: a forced flush may hold it now
-            message, returned = self.aio_create(producer, next_arrival)
+                continue  # look again
+            if loop is not None:
+                producer.intended = next_arrival
+                producer.turn = env.event()
+                loop.poke(env.now)
+                yield producer.turn  # the loop made the call at its iteration's start
+            else:
+                message, returned = self.aio_create(producer, next_arrival)
+                yield returned  # one job at a time: produce() returns when its job ends
             if next_arrival is not None:
                 next_arrival += next(gaps)
-            if loop is None:
-                yield returned  # one job at a time: produce() returns when its job ends
             yield from self.policy.after(producer)
 
-    def aio_create(self, producer: Producer, intended: float | None = None):
-        """produce(): a new message and its task, created now."""
+    def aio_create(self, producer: Producer, intended: float | None = None, created: float | None = None):
+        """produce(): a new message and its task, created now (or at ``created``, the start
+        of the loop's iteration)."""
         env, cfg = self.env, self.config
         j = producer.index
+        created = env.now if created is None else created
         message = {
-            "producer": j, "partition": next(self.streams.partitions[j]), "created": env.now,
-            "intended": intended if intended is not None else env.now,
+            "producer": j, "partition": next(self.streams.partitions[j]), "created": created,
+            "intended": intended if intended is not None else created,
             "sent": math.nan, "stored": math.nan, "resolved": math.nan, "status": IN_FLIGHT,
         }
         if self.streams.client_cpu is not None:
@@ -582,10 +583,11 @@ class SimPyModel:
         producer.made += 1
         producer.in_flight += 1
         producer.waiting.append(message)
-        at(env, cfg.producer.ack_wait, TIMER).callbacks.append(lambda _, m=message: self.expire(producer, m))
+        deadline = max(0.0, created + cfg.producer.ack_wait - env.now)
+        at(env, deadline, TIMER).callbacks.append(lambda _, m=message: self.expire(producer, m))
         returned = env.event()
         loop = self.loops[producer.client.index] if self.loops else None
-        if loop is not None:
+        if loop is not None and self.config.producer.mode == "burst":
             loop.ready.append((message, returned))
             loop.poke(env.now)
         self.processes.append(env.process(self.message(producer, message, returned, loop)))
@@ -640,21 +642,18 @@ class SimPyModel:
 class EventLoop:
     """A client's asyncio event loop, iteration by iteration (client.loop = iterations).
 
-    Idle until something is due (a task waiting for its first step, an ack arrived,
-    a producer without limit with messages left); then an iteration at s: the
-    wake-up if it slept, every ready task's publish, every ack arrived by s (each
-    resolves its message when its processing ends), all publishes in one write at
-    the end (a publish past the pending buffer holds its producer until then).
-    What it makes ready runs in the next iteration."""
+    It sleeps until something is due (a task waiting for its first step, a producer
+    that may produce, an ack arrived); then an iteration at s: the wake-up if it slept,
+    one produce() call of each producer that may produce (a sync one's publish runs
+    now, a task's in the next iteration), every publish due, every ack arrived by s
+    (each resolves its message when its processing ends), and one write at the end.
+    What it makes ready acts in the next iteration."""
 
     def __init__(self, model: SimPyModel, client: Client):
         self.model, self.client, self.env = model, client, model.env
-        cfg, system = model.config, model.system
-        self.eager = (cfg.producer.mode != "burst" and cfg.producer.rate is None
-                      and system.flow == "unbounded")
+        self.producers = [p for p in model.producers if p.client is client]
         self.ready: list = []  # (message, returned event): tasks waiting for their first step
         self.inbox: list = []  # messages whose ack has arrived
-        self.eager_producers: list[Producer] = []
         self.last_end = -math.inf
         self._wake: simpy.Event | None = None
         self.process = self.env.process(self.run())
@@ -669,16 +668,13 @@ class EventLoop:
         self.poke(self.env.now)
 
     def _due(self) -> bool:
-        limit = self.model.config.producer.messages
-        eager = any(limit is None or p.made < limit for p in self.eager_producers)
-        return bool(self.ready or self.inbox or eager)
+        return bool(self.ready or self.inbox or any(p.turn is not None for p in self.producers))
 
     def run(self):
         env, model = self.env, self.model
         cfg, client = model.config, self.client
-        limit_messages = cfg.producer.messages
+        sync = cfg.producer.mode == "sync"
         send_cpu, ack_cpu, wakeup = cfg.client.send_cpu, cfg.client.ack_cpu, cfg.client.wakeup_cpu
-        size, limit = model.system.message_bytes, cfg.client.pending_bytes
         while True:
             slept = False
             while not self._due():
@@ -688,35 +684,30 @@ class EventLoop:
             yield at(env, 0, LOOP_PICK)  # let every ack, timer and producer of this instant act first
             # (right after an iteration, the next starts where it ended: the sum, not the clock's ulps)
             s = env.now if slept or self.last_end == -math.inf else self.last_end
-            for producer in sorted(self.eager_producers, key=lambda p: p.index):  # in producer order
-                if limit_messages is None or producer.made < limit_messages:
-                    model.aio_create(producer)
             t, busy = s, 0.0
             if s > self.last_end:  # it slept: the wake-up
                 t += wakeup
                 busy += wakeup
-            events, batch, pending, forced = [], [], 0, False
-            ready, self.ready = self.ready, []
-            for message, returned in ready:
+            batch, self.ready = self.ready, []
+            for producer in self.producers:  # one produce() of each producer that may produce
+                if producer.turn is not None:
+                    message, returned = model.aio_create(producer, producer.intended, created=s)
+                    (batch if sync else self.ready).append((message, returned))
+                    turn, producer.turn = producer.turn, None
+                    turn.succeed()
+            events = []
+            for message, returned in batch:
                 cost = message.get("send_cost", send_cpu)
                 t += cost
                 busy += cost
-                batch.append((message, returned))
-                pending += size
-                if pending > limit:  # nats-py forces a flush; the publishing producer waits for the write
-                    producer = model.producers[message["producer"]]
-                    producer.flushes += 1
-                    if producer.flushes == 1:
-                        producer.flushed = env.event()
-                    forced = True
-            acks, self.inbox = self.inbox, []
-            for message in acks:
+            for message in self.inbox:
                 cost = message.get("ack_cost", ack_cpu)
                 t += cost
                 busy += cost
                 events.append((t, "ack", message))
+            self.inbox = []
             if batch:
-                events.append((t, "flush" if forced else "write", batch))
+                events.append((t, "write", batch))
             self.last_end = client.cpu_free_at = t
             client.cpu_busy_s += busy
             for time, kind, x in events:
@@ -728,11 +719,8 @@ class EventLoop:
                     message["sent"] = time
                     returned.succeed((client.sent, client.index))
                     client.sent += 1
-                if kind == "flush":  # the producers held by the forced flush go on, in producer order
-                    for producer in model.producers:
-                        if producer.client is client and producer.flushes:
-                            producer.flushes = 0
-                            producer.flushed.succeed()
+            if env.now < t:  # an iteration of wake-up alone still takes its time
+                yield env.timeout(t - env.now)
 
     def resolve(self, message: dict, t: float) -> None:
         model = self.model

@@ -62,20 +62,42 @@ def test_sync_pays_one_wake_up_per_message():
     assert records.busy["client_cpu"][0] == pytest.approx(4 * W + 3 * S + 3 * A, rel=1e-12)
 
 
-def test_a_window_of_three_reads_its_acks_together_and_leaves_in_one_write():
+def test_three_sync_producers_on_one_loop_move_in_one_write():
+    """Their produce() calls of one iteration leave in one write; the acks come back
+    together and are read in one iteration; the next round leaves in one write again."""
+    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producers_per_client": 3,
+                           "producer.messages": 2}):
+        order = np.argsort(a["producer"] * 10 + a["created"], kind="stable")  # by producer, then time
+        created, sent, resolved = (a[key][order].reshape(3, 2) for key in ("created", "sent", "resolved"))
+        first = W + 3 * S
+        np.testing.assert_allclose(created[:, 0], 0.0, atol=0)
+        np.testing.assert_allclose(sent[:, 0], first, atol=1e-15)  # one write
+        back = first + R  # every ack at once, read in one iteration in arrival (connection) order
+        np.testing.assert_allclose(resolved[:, 0], back + W + A * np.arange(1, 4), atol=1e-15)
+        second = back + W + 3 * A  # the producers act at the next iteration's start
+        np.testing.assert_allclose(created[:, 1], second, atol=1e-15)
+        np.testing.assert_allclose(sent[:, 1], second + 3 * S, atol=1e-15)
+        np.testing.assert_allclose(resolved[:, 1], second + 3 * S + R + W + A * np.arange(1, 4), atol=1e-15)
+
+
+def test_a_window_is_refilled_one_task_per_iteration():
+    """produce() creates a task and yields: one per iteration, each publishing in the next
+    iteration. The three tasks leave S apart; their acks come back S apart and each is
+    read as it comes (the loop sleeps in between when W + A < S... here it does not)."""
     for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
-                           "producer.window": 3, "producer.messages": 6}):
+                           "producer.window": 3, "producer.messages": 4}):
         created, sent, resolved = a["created"], a["sent"], a["resolved"]
-        first = W + 3 * S  # the three publishes of the first iteration, one write
-        np.testing.assert_allclose(created[:3], 0.0, atol=0)
-        np.testing.assert_allclose(sent[:3], first, atol=1e-15)
-        back = first + R  # the three acks arrive together and are read in one iteration
-        np.testing.assert_allclose(resolved[:3], back + W + A * np.arange(1, 4), atol=1e-15)
-        # each ack frees a place: a task created at that moment, its publish in the next iteration
-        np.testing.assert_allclose(created[3:], resolved[:3], atol=1e-15)
-        second = back + W + 3 * A + 3 * S
-        np.testing.assert_allclose(sent[3:], second, atol=1e-15)
-        np.testing.assert_allclose(resolved[3:], second + R + W + A * np.arange(1, 4), atol=1e-15)
+        # iteration at 0: wake-up, the first produce() (its task publishes next time); then
+        # back to back: publish k, produce k + 1
+        np.testing.assert_allclose(created[:3], [0.0, W, W + S], atol=1e-15)
+        np.testing.assert_allclose(sent[:3], [W + S, W + 2 * S, W + 3 * S], atol=1e-15)
+        # the first ack wakes the loop; the other two arrive while it works (S < W + A)
+        r0 = W + S + R + W + A
+        assert resolved[0] == pytest.approx(r0, abs=1e-15)
+        # next iteration at r0: the freed producer's produce(), then the two acks arrived by then
+        assert created[3] == pytest.approx(r0, abs=1e-15)
+        np.testing.assert_allclose(resolved[1:3], [r0 + A, r0 + 2 * A], atol=1e-15)
+        assert sent[3] == pytest.approx(r0 + 2 * A + S, abs=1e-15)  # its publish: the iteration after
 
 
 def test_per_message_writes_each_publish_alone():
@@ -87,7 +109,7 @@ def test_per_message_writes_each_publish_alone():
 def test_a_producer_without_limit_makes_one_produce_per_iteration():
     for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
                            "producer.messages": 3}):
-        np.testing.assert_allclose(a["created"], [0.0, W + S, W + 2 * S], atol=1e-15)
+        np.testing.assert_allclose(a["created"], [0.0, W, W + S], atol=1e-15)
         np.testing.assert_allclose(a["sent"], [W + S, W + 2 * S, W + 3 * S], atol=1e-15)
 
 
@@ -119,29 +141,6 @@ def test_a_burst_needs_a_count():
 
     with pytest.raises(ConfigError, match="producer.messages"):
         build_config({"producer.mode": "burst", "producer.messages": None, "run.duration": 1})
-
-
-def test_the_pending_buffer_holds_the_producer_until_the_write():
-    """3000-byte messages, a 2500-byte buffer: every publish forces a flush and holds its
-    producer until its iteration's write. A window of 3; the partition takes D per message,
-    so the three acks come back D apart: the first wakes the loop alone; in the next
-    iteration the new task's publish overflows, then the other two acks are read, and the
-    places they free are filled only at that iteration's write."""
-    d = 20e-6
-    base = {"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
-            "producer.window": 3, "producer.messages": 6, "producer.payload_bytes": 3000,
-            "producer.overhead_bytes": 0, "broker.service_time": d}
-    first = W + 3 * S
-    r0 = first + R + d + W + A  # the first ack, read alone (the others arrive D and 2D later)
-    third = r0 + S + 2 * A  # the next iteration: m3's publish, then the two other acks; its write
-    for a in both_engines({**base, "client.pending_bytes": 2500}):
-        np.testing.assert_allclose(a["sent"][:3], first, atol=1e-15)  # one write all the same
-        assert a["created"][3] == pytest.approx(r0, abs=1e-15)
-        np.testing.assert_allclose(a["resolved"][1:3], [r0 + S + A, r0 + S + 2 * A], atol=1e-15)
-        assert a["sent"][3] == pytest.approx(third, abs=1e-15)
-        np.testing.assert_allclose(a["created"][4:], third, atol=1e-15)  # held until the write
-    for a in both_engines({**base, "client.pending_bytes": 10_000}):
-        np.testing.assert_allclose(a["created"][4:], [r0 + S + A, r0 + S + 2 * A], atol=1e-15)  # at each ack
 
 
 def draws_config(seed: int, **extra):
@@ -183,14 +182,13 @@ def test_the_cost_draws_are_lognormal_with_the_configured_mean_and_cv():
 
 def random_aio_config(seed: int):
     """A random system of tests.systems with the asyncio client on: iterations (with and
-    without wake-up cost), a pending buffer small enough to overflow, bursts, drawn costs."""
+    without wake-up cost), bursts, drawn costs."""
     overrides = random_overrides(seed)
     r = random.Random(seed + 1000)
     loop = "iterations" if seed % 4 else "per_message"
     overrides["client.loop"] = loop
     if loop == "iterations":
         overrides["client.wakeup_cpu"] = r.choice([0.0, r.uniform(10e-6, 200e-6)])
-        overrides["client.pending_bytes"] = r.choice([2 * 2**20, r.randint(1000, 20000)])
     if r.random() < 0.5 or loop == "per_message":
         overrides["client.cpu_cv"] = r.uniform(0.1, 2.0)
     if r.random() < 0.3 or (loop == "per_message" and r.random() < 0.5):
@@ -210,7 +208,7 @@ def test_every_loop_matches_the_simpy_model(seed):
 
 
 def test_the_random_systems_exercise_every_mechanism():
-    seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "overflow": 0, "timeouts": 0,
+    seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "timeouts": 0,
             "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0}
     for seed in range(32):
         config = random_aio_config(seed)
@@ -220,7 +218,6 @@ def test_the_random_systems_exercise_every_mechanism():
         seen["burst"] += p.mode == "burst"
         seen["cv"] += c.cpu_cv > 0
         seen["wakeup"] += c.loop == "iterations" and c.wakeup_cpu > 0
-        seen["overflow"] += c.loop == "iterations" and c.pending_bytes < 3 * System(config).message_bytes
         seen["timeouts"] += int((np.asarray(records.status) == TIMED_OUT).any())
         seen["limiter"] += p.concurrent_task_limit is not None
         seen["window"] += p.window is not None
@@ -262,17 +259,16 @@ def test_the_analytic_round_trip_counts_the_wake_up():
     assert round_trip(per_message) == pytest.approx(R + S + A, rel=1e-12)  # the key is ignored there
 
 
-def test_a_window_of_c_takes_rounds_of_one_wake_up_and_c_messages():
-    """Each round: the acks wake the loop (W + C A), the publishes follow (C S), one RTT:
-    N = k C messages take k (R + W + C (S + A)) + W, and C / (W + C (S + A)) bounds the
-    rate (the loop_ceiling of a batch of C) whatever the RTT."""
+def test_c_sync_producers_take_rounds_of_one_wake_up_and_c_messages():
+    """Each round: the acks wake the loop (W + C A), the producers' publishes follow (C S),
+    one RTT: N = k messages each take k (R + W + C (S + A)) + W, and C / (W + C (S + A))
+    bounds the rate (the loop_ceiling of a batch of C) whatever the RTT."""
     from sim.analytic import loop_ceiling
 
     c, k = 8, 5
-    for a in both_engines({"client.loop": "iterations", "client.wakeup_cpu": W, "producer.mode": "nonblocking",
-                           "producer.window": c, "producer.messages": c * k}):
+    overrides = {"client.loop": "iterations", "client.wakeup_cpu": W, "producers_per_client": c, "producer.messages": k}
+    for a in both_engines(overrides):
         assert np.nanmax(a["resolved"]) == pytest.approx(k * (R + W + c * (S + A)) + W, rel=1e-12)
-    config = build_config({**BARE, "client.loop": "iterations", "client.wakeup_cpu": W,
-                           "producer.mode": "nonblocking", "producer.window": c, "producer.messages": c * k})
+    config = build_config({**BARE, **overrides})
     rate = Result(config, run_records(System(config))).summary["throughput_msgs_per_s"]
     assert rate < loop_ceiling(config, batch=c) == pytest.approx(c / (W + c * (S + A)))

@@ -117,9 +117,6 @@ SET_CASES = [
     (["client.wakeup_cpu=-1us", "client.loop=iterations"], "client.wakeup_cpu", ">= 0"),
     (["client.wakeup_cpu=nan"], "client.wakeup_cpu", "finite"),
     (["client.wakeup_cpu=117 microseconds"], "client.wakeup_cpu", "duration"),
-    (["client.pending_bytes=0", "client.loop=iterations"], "client.pending_bytes", ">= 1"),
-    (["client.pending_bytes=-2MiB"], "client.pending_bytes", ">= 1"),
-    (["client.pending_bytes=2 megs"], "client.pending_bytes", "size"),
     (["client.cpu_cv=-0.5"], "client.cpu_cv", ">= 0"),
     (["client.cpu_cv=nan"], "client.cpu_cv", "NaN"),
     (["client.cpu_cv=inf"], "client.cpu_cv", "finite"),
@@ -643,7 +640,6 @@ WARNINGS = [
     (["producer.arrivals=constant"], "producer.arrivals"),
     (["broker.service_cv=0.5"], "broker.service_cv"),
     (["client.wakeup_cpu=117us"], "client.wakeup_cpu"),
-    (["client.pending_bytes=64KiB"], "client.pending_bytes"),
     (["link.jitter_cv=2"], "link.jitter_cv"),
     (["broker.read_bytes=8KiB"], "broker.read_bytes"),
 ]

@@ -150,8 +150,7 @@ def test_exact_ties_go_the_same_way_with_the_asyncio_client(seed):
     as bursts where the producers have no limit: wake-ups, writes, acks and timers tie."""
     r = random.Random(seed + 7)
     overrides = round_config(seed).flat()
-    overrides.update({"client.loop": "iterations", "client.wakeup_cpu": r.choice([0.0, 1e-5, 1e-4]),
-                      "client.pending_bytes": r.choice([1000, 5000, 2**21])})
+    overrides.update({"client.loop": "iterations", "client.wakeup_cpu": r.choice([0.0, 1e-5, 1e-4])})
     unlimited = not (overrides["producer.window"] or overrides["producer.concurrent_task_limit"]
                      or overrides["producer.rate"])
     if overrides["producer.mode"] == "nonblocking" and unlimited and r.random() < 0.5:

@@ -1,4 +1,4 @@
-"""The client as an asyncio program: tasks, the event loop's iterations, the pending buffer.
+"""The client as an asyncio program: tasks and the event loop's iterations.
 
 ``sim.model.clients`` is the default client: one FIFO CPU on which every
 produce() call and every ack is a job of its own, and each message leaves
@@ -12,42 +12,32 @@ that need more of what a real asyncio client does (it is chosen by
 * ``client.cpu_cv > 0``: each message's produce() and ack cost is drawn
   (lognormal, means ``client.send_cpu`` and ``client.ack_cpu``).
 
-**Tasks.** A producer's code costs no CPU and acts the moment it may: at its
-start, when an ack or a timeout frees room in its flow control, when its
-open-loop arrival or limiter poll is due. Each produce() it makes there
-creates a *task*: the message's latency clock and ``ack_wait`` deadline start
-then (``created``). The task's first step, the publish (``client.send_cpu``),
-waits for the event loop. A producer makes as many produce() calls as its flow
-control allows at once (a window its free places, the limiter until it
-pauses, a burst all of them), except a producer without any limit, which the
-SDK's ``sleep(0)`` after each produce() paces: it makes one at the start of
-every iteration of its loop.
+**Producers and tasks** (``client.loop = iterations``). A producer's code
+costs no CPU. When it may produce (at its start, when an ack or a timeout
+frees room in its flow control, when its open-loop arrival or limiter poll is
+due) it acts at the start of the loop's next iteration: one produce() call
+there, whose message's latency clock and ``ack_wait`` deadline start then
+(``created``). A sync producer's produce() awaits the publish, which runs in
+that iteration. A nonblocking one creates a task and yields (the SDK's
+``sleep(0)``), so it makes at most one produce() per iteration and its task's
+first step, the publish, runs in the next iteration, as asyncio runs a new
+task. A burst creates all its tasks at its start (``asyncio.gather``), their
+publishes all in the first iteration.
 
-**Iterations** (``client.loop = iterations``). The loop is idle until
-something is due: a task waiting for its first step, an ack that has
-arrived, or an unlimited producer with messages left. Then an iteration
-starts at s. It costs ``client.wakeup_cpu`` if the loop was idle before s
-(it slept in epoll and was woken; an iteration that follows the previous one
-at once pays none), then runs, in this order: the first step of every task
-created by s (``send_cpu`` each, in creation order), then reads every ack that
-arrived by s (``ack_cpu`` each, in arrival order; an ack resolves its message
-when its processing ends, before the deadline or not at all). Every publish
-of the iteration leaves in one write at its end e (their ``sent`` time). What
-the iteration made ready (tasks created by its acks or by timers during it)
-runs in the next iteration, which starts at e if anything is due by then, as
-asyncio runs callbacks made ready during an iteration in the next one.
-
-**The pending buffer** (``client.pending_bytes``, nats-py's 2 MiB). Publishes
-of one iteration accumulate bytes not yet written. nats-py's ``_send_command``
-appends each publish to its pending list and, when the pending size then
-exceeds the limit, forces a flush: it queues a request to its flusher task and
-makes the publishing task wait for it. The flusher is itself a task, so it
-runs in the next iteration and writes everything pending then: the iteration
-still leaves in one write. Here: a publish that takes the iteration's pending
-bytes past the limit holds its producer until that write (its produce() calls
-wait; the acks read meanwhile free places it fills at the write's time, in
-producer order). With ``per_message`` each message is written alone, and the
-buffer never fills.
+**Iterations.** The loop sleeps until something is due: a task waiting for
+its first step, a producer that may produce, an ack that has arrived. Then an
+iteration starts at s. It costs ``client.wakeup_cpu`` if the loop slept
+before s (epoll and the switch back; an iteration that follows the previous
+one at once pays none), then, in this order: the producers that may produce
+act (in producer order); the publish of every task created before s and of
+every sync produce() of this iteration (``send_cpu`` each, in creation
+order); every ack that arrived by s is read (``ack_cpu`` each, in arrival
+order; an ack resolves its message when its processing ends, before the
+deadline or not at all). Every publish of the iteration leaves in one write
+at its end e (their ``sent`` time). What it made ready (tasks it created,
+producers its acks or timers freed) acts in the next iteration, which starts
+at e if anything is due by then: asyncio runs callbacks made ready during an
+iteration in the next one.
 
 **One job at a time** (``client.loop = per_message``, for bursts and drawn
 costs): the CPU takes jobs one at a time in the order they became ready (at
@@ -76,9 +66,9 @@ from .system import UNBOUNDED, System
 INF = math.inf
 
 # producer phases
-TIMER, BLOCKED, SLEEPING, DRAINING, EAGER, SENDING, DONE = range(7)
+TIMER, BLOCKED, SLEEPING, DRAINING, ACTIVE, SENDING, DONE = range(7)  # ACTIVE: acts at the next iteration
 # events on a client's CPU
-ACK, WRITE, FLUSH = 0, 1, 2  # FLUSH: the write some producers wait for (the pending buffer overflowed)
+ACK, WRITE = 0, 1
 
 
 def uses_aio_client(system: System) -> bool:
@@ -106,16 +96,12 @@ class AioClients:
         client = cfg.client
         self.send_cpu, self.ack_cpu, self.wakeup = client.send_cpu, client.ack_cpu, client.wakeup_cpu
         self.batched = client.loop == "iterations"
-        self.pending_limit = client.pending_bytes
-        self.message_bytes = system.message_bytes
         self.ack_wait = cfg.producer.ack_wait
         self.end = INF if cfg.run.duration is None else cfg.run.duration
         self.flow = flow = policy_for(system)
         self.open_loop = cfg.producer.rate is not None
         self.burst = cfg.producer.mode == "burst"
-        # a producer without any limit is paced by the loop's iterations (one produce() each)
-        self.eager = (self.batched and not self.burst and not self.open_loop and flow.cap >= UNBOUNDED
-                      and flow.pause is None)
+        self.sync = cfg.producer.mode == "sync"  # produce() awaits the publish (no task)
         self.costs = [c.__next__ for c in streams.client_cpu] if streams.client_cpu is not None else None
         self.cost_of: dict[int, tuple[float, float]] = {}  # drawn (send, ack) of messages not yet done
 
@@ -146,7 +132,6 @@ class AioClients:
         self.deadline_key = [0] * n_producers
         self.watch = [deque() for _ in range(n_producers)]  # (m, key) in creation order
         self.sleep_for = [0.0] * n_producers
-        self.blocked_flush = [0] * n_producers  # forced flushes a producer waits for
         self.gap_next = [g.__next__ if g is not None else None for g in streams.arrival_gaps]
         self.choose_next = [p.__next__ for p in streams.partitions]
         self.next_arrival = [0.0] * n_producers
@@ -223,7 +208,7 @@ class AioClients:
         """When the loop can next start an iteration: something is due by then."""
         inbox = self.inbox[c]
         s = INF
-        if self.ready[c] or (self.eager and any(self.phase[j] == EAGER for j in self.producers_of[c])):
+        if self.ready[c] or any(self.phase[j] == ACTIVE for j in self.producers_of[c]):
             s = self.ready_at[c]
         if inbox and inbox[0][0] < s:
             s = inbox[0][0]
@@ -231,32 +216,28 @@ class AioClients:
         return last if last > s else s
 
     def _iteration(self, c: int, s: float) -> None:
-        records = self.records
-        for j in self.producers_of[c]:
-            if self.phase[j] == EAGER:
-                self._create(c, j, s)
-                if self.remaining[j] <= 0:
-                    self.phase[j] = DONE
         t = s
         busy = 0.0
-        if s > self.last_end[c]:
+        if s > self.last_end[c]:  # it slept: the wake-up
             t += self.wakeup
             busy += self.wakeup
         ready, cpu, inbox = self.ready[c], self.cpu[c], self.inbox[c]
-        batch = []
-        pending = 0
-        forced = False
-        limit, size = self.pending_limit, self.message_bytes
-        while ready:
-            m = ready.popleft()
+        batch = list(ready)  # tasks created before s: their first step
+        ready.clear()
+        for j in self.producers_of[c]:  # the producers that may produce: one produce() each, at s
+            if self.phase[j] == ACTIVE:
+                m = self._create(c, j, s)
+                if self.sync:
+                    batch.append(m)  # produce() awaits its publish: now
+                else:
+                    ready.append(m)  # a task: its publish in the next iteration
+                    self.ready_at[c] = s
+                if self._after_produce(c, j, s, go_on=False):
+                    self._produce(c, j, s)  # may it go on in the next iteration?
+        for m in batch:
             cost = self._send_cost(m)
             t += cost
             busy += cost
-            batch.append(m)
-            pending += size
-            if pending > limit:  # past nats-py's pending buffer: a forced flush, its producer waits for it
-                self.blocked_flush[records.producer[m]] += 1
-                forced = True
         while inbox and inbox[0][0] <= s:
             _, m = inbox.popleft()
             cost = self._ack_cost(m)
@@ -264,7 +245,7 @@ class AioClients:
             busy += cost
             cpu.append((t, ACK, m))
         if batch:
-            cpu.append((t, FLUSH if forced else WRITE, batch))
+            cpu.append((t, WRITE, batch))
         self.last_end[c] = t
         self.cpu_free[c] = t
         self.cpu_busy[c] += busy
@@ -302,12 +283,6 @@ class AioClients:
             j = records.producer[x[0]]
             if self.phase[j] == SENDING:
                 self._after_produce(c, j, t)
-        elif kind == FLUSH:  # the producers whose publishes forced a flush go on, in producer order
-            for j in self.producers_of[c]:
-                if self.blocked_flush[j]:
-                    self.blocked_flush[j] = 0
-                    if self.phase[j] == BLOCKED:
-                        self._produce(c, j, t)
 
     # -- producers --------------------------------------------------------------------
     def _create(self, c: int, j: int, t: float) -> int:
@@ -332,12 +307,12 @@ class AioClients:
         if self.deadline[j] == INF:
             self.deadline[j] = t + self.ack_wait
             self.deadline_key[j] = key
-        if self.batched:
-            self.ready[c].append(m)
-        else:
+        if not self.batched:
             self.jobs[c].append((t, WRITE, m))
-        if t > self.ready_at[c]:
-            self.ready_at[c] = t
+        elif self.burst:
+            self.ready[c].append(m)
+            if t > self.ready_at[c]:
+                self.ready_at[c] = t
         return m
 
     def _produce(self, c: int, j: int, t: float) -> None:
@@ -348,29 +323,26 @@ class AioClients:
                 self._create(c, j, t)
             phase[j] = DONE
             return
-        if self.eager:
-            phase[j] = EAGER if remaining[j] > 0 else DONE
-            if t > self.ready_at[c]:
-                self.ready_at[c] = t
-            return
         cap = self.flow.cap
         while True:
             if remaining[j] <= 0:
                 phase[j] = DONE
                 return
-            if in_flight[j] >= cap or self.blocked_flush[j]:
+            if in_flight[j] >= cap:
                 phase[j] = BLOCKED
                 return
             if self.open_loop and self.next_arrival[j] > t:
                 phase[j] = TIMER
                 self._set_timer(c, j, self.next_arrival[j])
                 return
+            if self.batched:  # it acts at the start of the loop's next iteration
+                phase[j] = ACTIVE
+                if t > self.ready_at[c]:
+                    self.ready_at[c] = t
+                return
             self._create(c, j, t)
-            if not self.batched:
-                phase[j] = SENDING  # produce() returns when its job ends
-                return
-            if not self._after_produce(c, j, t, go_on=False):
-                return
+            phase[j] = SENDING  # produce() returns when its job ends
+            return
 
     def _after_produce(self, c: int, j: int, t: float, go_on: bool = True) -> bool:
         """The SDK's check right after a produce(): pause or go on (True)."""
