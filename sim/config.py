@@ -243,6 +243,23 @@ class ClientConfig(_Group):
         le=100,
         allow_inf_nan=False,
     )
+    host_cores: OptionalWhole = _field(
+        None,
+        "cores of each client host, shared first-come first-served by the client processes on it (a "
+        "process runs on at most one core at a time); none = every client process has a core of its own "
+        "(the article's setting: one producer process per machine or a machine with cores to spare)",
+        f"a whole number >= 1 and <= {MAX_COUNT:,}, or none",
+        ge=1,
+        le=MAX_COUNT,
+    )
+    hosts: Whole = _field(
+        1,
+        "client hosts the client processes are spread over (client c, from 0, on host c mod hosts); "
+        "used with client.host_cores. 1 = all on one machine, as `sim measure` runs them",
+        f"a whole number >= 1 and <= {MAX_COUNT:,}",
+        ge=1,
+        le=MAX_COUNT,
+    )
 
 
 class LinkConfig(_Group):
@@ -369,6 +386,20 @@ class BrokerConfig(_Group):
         le=100,
         allow_inf_nan=False,
     )
+    cores: OptionalWhole = _field(
+        None,
+        "cores of the broker host, shared first-come first-served by its read loops and partition "
+        "stages (each runs on at most one core at a time); none = each has a core of its own",
+        f"a whole number >= 1 and <= {MAX_COUNT:,}, or none",
+        ge=1,
+        le=MAX_COUNT,
+    )
+    colocated: bool = _field(
+        False,
+        "the broker runs on client host 1, as on loopback (`sim measure`): its read loops and partition "
+        "stages share that host's client.host_cores with the client processes there",
+        "true or false",
+    )
 
 
 class RunConfig(_Group):
@@ -444,6 +475,10 @@ class SimConfig(_Group):
             raise ConfigError("producers_per_client", self.producers_per_client,
                               f"{self.clients:,} clients x {self.producers_per_client:,} producers is more than "
                               f"{MAX_PRODUCERS:,} producers in all")
+        if self.broker.colocated and self.broker.cores is not None:
+            raise ConfigError("broker.cores", self.broker.cores,
+                              "set broker.cores or broker.colocated, not both: a co-located broker uses the "
+                              "client host's cores (client.host_cores)")
         link = self.link
         if link.window_bytes is not None and link.window_bytes < link.mss_bytes:
             raise ConfigError(
@@ -477,6 +512,10 @@ class SimConfig(_Group):
             ("client.wakeup_cpu", self.client.loop != "iterations", "client.loop is per_message, not iterations"),
             ("link.jitter_cv", self.link.jitter == 0, "link.jitter is 0"),
             ("broker.read_bytes", b.read_mode != "batched", "broker.read_mode is per_message (one message per read)"),
+            ("client.hosts", self.client.host_cores is None,
+             "client.host_cores is not set (every client process has a core of its own)"),
+            ("broker.colocated", self.client.host_cores is None,
+             "client.host_cores is not set (the shared host has a core for everyone)"),
         ]
         out = []
         for key, unused, why in checks:
@@ -548,6 +587,8 @@ def format_value(key: str, value: Any) -> str:
     """A value as a user would type it for ``--set``."""
     if value is None:
         return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if key.endswith(("rtt", "_cpu", "_wait", "_poll", "jitter", "service_time", "duration", ".bin")):
         return format_duration(value)
     if key.endswith("bandwidth"):

@@ -39,8 +39,10 @@ from __future__ import annotations
 
 from .loops.common import check_time_range, lookahead
 from .loops.events import run_events
+from .loops.hosts import run_hosts
 from .loops.single import applies, run_single_stream
 from .loops.windows import expected_batch, run_windows, scalar_only
+from .model.hosts import shares_cores
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 from .model.network import WindowEngaged
 from .model.system import System
@@ -55,12 +57,14 @@ def run_records(system: System, loop: str | None = None) -> Records:
     By default: a plain loop when one message is in flight at a time
     (``sim.loops.single``), else the window loop, its network computed with
     numpy when windows carry many messages, and the event loop when there is no
-    lookahead. ``loop`` forces one: "single", "events", "windows" (the network
-    message by message) or "vectors" (the network with numpy); :func:`allowed_loops`
+    lookahead; the hosts loop (``sim.loops.hosts``) when processes share cores,
+    which no other loop can run. ``loop`` forces one: "single", "events",
+    "windows" (the network message by message), "vectors" (the network with
+    numpy) or "hosts" (every station in global time order); :func:`allowed_loops`
     says which take ``system`` (a TCP window in bytes that may bind, and link.jitter,
     are computed by the event loop and the scalar network only).
     """
-    if loop not in (None, "events", "windows", "vectors", "single"):
+    if loop not in (None, "events", "windows", "vectors", "single", "hosts"):
         raise ValueError(f"unknown loop {loop!r}")
     check_time_range(system)
     if system.read_passes:
@@ -69,6 +73,13 @@ def run_records(system: System, loop: str | None = None) -> Records:
         raise ValueError("loop 'vectors' computes neither a TCP window in bytes that may bind (messages longer "
                          "than link.mss_bytes, a window under producers x in-flight x message bytes) nor "
                          "link.jitter; use 'windows', 'events' or the default")
+    if loop == "hosts" or shares_cores(system):
+        if loop not in (None, "hosts"):
+            raise ValueError(
+                f"loop {loop!r} cannot run processes that share cores (client.host_cores, broker.cores, "
+                "broker.colocated with fewer cores than processes): it lets each client and station run "
+                "ahead on its own; use loop='hosts' (the default for such systems)")
+        return run_hosts(system)
     if loop in (None, "single"):
         if applies(system):
             records = run_single_stream(system)
@@ -96,6 +107,8 @@ def _general(system: System, loop: str | None, bytes_gate: bool) -> Records:
 
 def allowed_loops(system: System) -> list[str]:
     """The loops ``run_records(system, loop=...)`` accepts for ``system``."""
+    if shares_cores(system):
+        return ["hosts"]
     out = ["events"]
     if lookahead(system) > 0:
         out.append("windows")

@@ -58,6 +58,7 @@ import simpy
 from .config import SimConfig
 from .model.aioclient import uses_aio_client
 from .model.flow import FlowPolicy, policy_for
+from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, layout
 from .model.records import ACKED, IN_FLIGHT, LATE, TIMED_OUT, RecordBuffer, Records
 from .model.system import System
 
@@ -72,6 +73,7 @@ LOOP_PICK = TIMER + 0.5
 # a window in bytes: bytes freed at an instant come first (URGENT), then the backlog they
 # let go (GATE_WAKE), then messages handed to the connection at that instant (NORMAL)
 GATE_WAKE = 0.5
+POOL_PICK = 8  # a pool of shared cores grants what was asked at an instant after everything else
 
 
 def at(env: simpy.Environment, delay: float, priority: int) -> simpy.Event:
@@ -89,8 +91,10 @@ class Station:
     jobs that arrive at one instant go in connection order ``key = (n, c)``.
     ``busy_s`` is its busy time and ``free_at`` when its last job ends."""
 
-    def __init__(self, env: simpy.Environment, pick_priority: int, name: str):
+    def __init__(self, env: simpy.Environment, pick_priority: int, name: str, cores: "CorePool | None" = None,
+                 core_key: tuple = ()):
         self.env, self.pick_priority, self.name = env, pick_priority, name
+        self.cores, self.core_key = cores, core_key  # the pool its jobs take a core from (None: its own core)
         self.queue: list = []  # (arrival, key, order, done event, service)
         self.busy_s = 0.0
         self.free_at = 0.0
@@ -118,7 +122,12 @@ class Station:
             _, _, _, done, service = heappop(self.queue)
             seconds = service() if callable(service) else service
             self.busy_s += seconds
-            yield env.timeout(seconds)
+            if self.cores is not None and seconds > 0:
+                yield self.cores.request(self.core_key)
+                yield env.timeout(seconds)
+                self.cores.release()
+            else:
+                yield env.timeout(seconds)
             self.free_at = env.now
             done.succeed()
 
@@ -204,6 +213,41 @@ class AckWrite:
         if not self.unstored:
             self.written.succeed()
         return self.written
+
+
+class CorePool:
+    """A host's cores, shared by serial stations (client CPUs, read loops, partition stages):
+    ``cores`` servers taken first come, first served. A station asks with ``request(key)``
+    once its job may start; what is asked at one instant is granted after everything else
+    at that instant, earlier requests first, then in ``key`` order (client CPUs, read loops,
+    partition stages: ``sim.model.hosts``), while a core is free. ``release()`` when done."""
+
+    def __init__(self, env: simpy.Environment, cores: int):
+        self.env, self.idle = env, cores
+        self.waiting: list = []  # (asked at, key, event)
+        self._pick_at: float | None = None
+
+    def request(self, key: tuple) -> simpy.Event:
+        granted = self.env.event()
+        heappush(self.waiting, (self.env.now, key, granted))
+        self._pick_later()
+        return granted
+
+    def release(self) -> None:
+        self.idle += 1
+        self._pick_later()
+
+    def _pick_later(self) -> None:
+        if self._pick_at != self.env.now:
+            self._pick_at = self.env.now
+            at(self.env, 0, POOL_PICK).callbacks.append(self._pick)
+
+    def _pick(self, _event) -> None:
+        self._pick_at = None
+        while self.idle and self.waiting:
+            _, _, granted = heappop(self.waiting)
+            self.idle -= 1
+            granted.succeed()
 
 
 class FlowControl:
@@ -362,12 +406,13 @@ class Connection:
 class Client:
     """An OS process: one CPU for its producers and their acks, one connection."""
 
-    def __init__(self, env: simpy.Environment, index: int, window: int | None):
+    def __init__(self, env: simpy.Environment, index: int, window: int | None, cores: CorePool | None = None):
         self.index = index
         self.connection: Connection | None = None  # set when the window counts bytes
         # with link.jitter: (time, event) of the latest arrival each way, which a later one never beats
         self.last = [(-math.inf, None), (-math.inf, None)]
         self.cpu = simpy.Resource(env, 1)
+        self.cores = cores  # its host's cores, when shared (None: a core of its own)
         self.cpu_busy_s = 0.0
         self.cpu_free_at = 0.0
         self.sent = 0  # messages made on this connection so far: the next one's place n
@@ -380,7 +425,12 @@ class Client:
         with self.cpu.request() as request:
             yield request
             self.cpu_busy_s += seconds
-            yield env.timeout(seconds)
+            if self.cores is not None and seconds > 0:  # then a core of its host
+                yield self.cores.request((CLIENT_CPU, self.index))
+                yield env.timeout(seconds)
+                self.cores.release()
+            else:
+                yield env.timeout(seconds)
             self.cpu_free_at = env.now
 
 
@@ -403,15 +453,22 @@ class SimPyModel:
         if system.segmented:
             for client in self.clients:
                 client.connection = Connection(self, int(system.window_bytes))
+        hosts = layout(system)  # shared cores: sim.model.hosts
+        self.core_pools = [CorePool(env, cores) for cores in hosts.cores]
+        on = [None if i is None else self.core_pools[i] for i in hosts.client_pool]
+        broker = None if hosts.broker_pool is None else self.core_pools[hosts.broker_pool]
+        self.clients = [Client(env, c, system.uplink_window, on[c]) for c in range(system.clients)]
         self.producers = [Producer(env, j, self.clients[system.client_of(j)]) for j in range(system.producers)]
         self.uplink = Station(env, UPLINK_PICK, "uplink")
-        self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]") for c in range(system.clients)]
+        self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]", broker, (READ_LOOP, c))
+                           for c in range(system.clients)]
         if system.read_passes:
             factors = system.read_factors()
             self.read_loops = [
                 ReadLoop(env, system.read_cap_bytes, system.message_bytes, cfg.broker.wakeup_cpu,
                          cfg.broker.read_cpu, factors[c].__next__) for c in range(system.clients)]
-        self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]") for p in range(system.partitions)]
+        self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]", broker, (PARTITION, p))
+                           for p in range(system.partitions)]
         self.downlink = Station(env, DOWNLINK_PICK, "downlink")
         self.half_rtt = cfg.link.rtt / 2
         self.messages: list[dict] = []
@@ -736,4 +793,4 @@ def run_simpy(config: SimConfig, policy: FlowControl | FlowPolicy | None = None)
 
 
 __all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Connection", "Station", "ReadLoop", "AckWrite",
-           "SimPyModel", "EventLoop", "run_simpy", "flow_control"]
+           "CorePool", "SimPyModel", "EventLoop", "run_simpy", "flow_control"]

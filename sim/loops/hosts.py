@@ -1,0 +1,272 @@
+"""The hosts loop: every station in global time order, for systems whose processes
+share cores (``sim.model.hosts``).
+
+The other loops let each client, and each station, run ahead on its own (a
+client to the end of a lookahead window, a read loop over everything that has
+reached it), because what one does cannot change another's times before the
+lookahead has passed. Shared cores break that: a client's job may wait for a
+core that another client, or the co-located broker, holds, at any instant. So
+this loop keeps one heap of events and lets everything that asks a core ask in
+time order:
+
+* ``CLIENT``: a client runs its own events as far as it can be sure of its acks
+  (as in ``sim.loops.events``), and stops when its CPU waits for a core;
+* ``UPLINK`` / ``GATE_UP``: a message enters its connection's TCP window and the
+  shared uplink;
+* ``READ_ARRIVE`` / ``READ_DONE``, ``PART_DONE``: the read loop of each
+  connection and the stage of each partition, one job at a time; a job starts
+  when it has arrived and the station is free, and asks its pool for a core;
+  a partition's departure enters the shared downlink at once;
+* ``GRANT``: once everything else at an instant has happened, each pool grants
+  the cores asked for at that instant (``CorePool.grant_due``).
+
+At one instant the heap runs the clients first, then the uplink, the read
+loops, the partitions, and the pools last; messages go in connection order
+(their place n on their connection, then the client), as in every loop. Any
+system runs here (shared cores or not); it is the only loop that runs a system
+whose pools bind. It keeps every message record (summary mode folds them at
+the end).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heappop, heappush
+from itertools import count
+
+from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, CorePool, layout, pooled_client_side
+from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
+from ..model.station import Station
+from ..model.system import System
+from .common import finish
+
+UPLINK, CLIENT, READ_ARRIVE, READ_DONE, PART_DONE, GATE_UP, GRANT = range(7)
+CLIENTS_FIRST, UPLINK_NEXT, READS, PARTITIONS, POOLS_LAST = range(5)
+INF = math.inf
+
+
+def run_hosts(system: System) -> Records:
+    return HostsLoop(system).run()
+
+
+class _Serial:
+    """A serial station whose jobs may wait for a core: its queue and its job in service."""
+
+    __slots__ = ("queue", "current", "free", "busy", "jobs")
+
+    def __init__(self):
+        self.queue: deque = deque()  # (key, m) arrived, not started
+        self.current = None  # (key, m) in service (or waiting for its core)
+        self.free = 0.0  # when its last job ended
+        self.busy = 0.0
+        self.jobs = 0
+
+
+class HostsLoop:
+    def __init__(self, system: System):
+        cfg = system.config
+        self.system = system
+        self.streams = streams = system.streams()
+        self.records = records = RecordBuffer.for_config(cfg)
+        self.records.compact_at = 1 << 62  # this loop keeps every record until the end
+        lay = layout(system)
+        self.pools = [CorePool(k) for k in lay.cores]
+        self.client_pool = lay.client_pool
+        self.broker_pool = lay.broker_pool
+        self.advance, self.state, self.granted = pooled_client_side(system, streams, records, self.ask_client)
+        self.clients, self.partitions = system.clients, system.partitions
+        path = system.path_times
+        self.rtt, self.half_rtt, self.window, self.read_cpu = path.rtt, path.half_rtt, path.uplink_window, path.read_cpu
+        self.down_time, self.end = path.downlink_time, path.end
+        self.heap: list = []
+        self.tick = count(1).__next__
+        self.deterministic = cfg.broker.service_dist == "deterministic"
+        self.service_time = cfg.broker.service_time
+        self.draw = [s.__next__ for s in streams.service]
+        self.up, self.down = Station(path.uplink_time), Station(path.downlink_time)
+        self.reads = [_Serial() for _ in range(self.clients)]
+        self.parts = [_Serial() for _ in range(self.partitions)]
+        self.wake_time = [INF] * self.clients
+        self.uplink_scheduled = [False] * self.clients
+        self.grant_at = [INF] * len(self.pools)  # the pending GRANT event of each pool
+        if self.window is not None:
+            self.released = [[-INF] * self.window for _ in range(self.clients)]
+            self.entered = [0] * self.clients
+            self.waiting = [deque() for _ in range(self.clients)]
+
+    # -- pools ---------------------------------------------------------------------------
+    def ask(self, pool: int, t: float, key: tuple, cost: float) -> None:
+        self.pools[pool].request(t, key, cost)
+        if t < self.grant_at[pool]:
+            self.grant_at[pool] = t
+            heappush(self.heap, (t, POOLS_LAST, pool, GRANT, pool))
+
+    def ask_client(self, c: int, t: float, cost: float) -> None:
+        self.ask(self.client_pool[c], t, (CLIENT_CPU, c), cost)
+
+    def grant(self, pool: int, now: float) -> None:
+        if now != self.grant_at[pool]:
+            return
+        for (kind, i), done in self.pools[pool].grant_due(now):
+            if kind == CLIENT_CPU:
+                # the client's next event is now known (this job's end, or one of its own before it)
+                self.granted(i, done)
+                self.wake(i, now)
+            elif kind == READ_LOOP:
+                station = self.reads[i]
+                station.free = done
+                key, m = station.current
+                heappush(self.heap, (done, READS, key, READ_DONE, m))
+            else:
+                station = self.parts[i]
+                station.free = done
+                key, m = station.current
+                heappush(self.heap, (done, PARTITIONS, key, PART_DONE, m))
+        soonest = self.pools[pool].next_due()
+        self.grant_at[pool] = soonest
+        if soonest < INF:
+            heappush(self.heap, (soonest, POOLS_LAST, pool, GRANT, pool))
+
+    # -- the clients ----------------------------------------------------------------------
+    def wake(self, c: int, t: float) -> None:
+        if t < self.wake_time[c]:
+            self.wake_time[c] = t
+            heappush(self.heap, (t, CLIENTS_FIRST, self.tick(), CLIENT, c))
+
+    def run_client(self, c: int, now: float) -> None:
+        horizon = max(self.down.free, now) + self.down_time + self.half_rtt
+        self.wake(c, self.advance(c, horizon, now))
+        out = self.state.outgoing[c]
+        if out and not self.uplink_scheduled[c]:
+            self.uplink_scheduled[c] = True
+            heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + c, UPLINK, c))
+
+    # -- the connection's TCP window and the uplink (as in sim.loops.events) ---------------------
+    def to_uplink(self, c: int, key: int, m: int, now: float) -> None:
+        if self.window is None:
+            self.uplink(c, key, m, now)
+        elif self.waiting[c]:
+            self.waiting[c].append((key, m))
+        else:
+            release = self.released[c][self.entered[c] % self.window]
+            if release <= now:
+                self.uplink(c, key, m, now)
+            else:
+                self.waiting[c].append((key, m))
+                heappush(self.heap, (release, UPLINK_NEXT, key, GATE_UP, c))
+
+    def reopen(self, c: int, now: float) -> None:
+        queue, window = self.waiting[c], self.window
+        if queue and self.released[c][self.entered[c] % window] <= now:
+            self.uplink(c, *queue.popleft(), now)
+        if queue:
+            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), UPLINK_NEXT, queue[0][0],
+                                 GATE_UP, c))
+
+    def uplink(self, c: int, key: int, m: int, now: float) -> None:
+        departure = self.up.serve(now)
+        if self.window is not None:
+            self.released[c][self.entered[c] % self.window] = departure + self.rtt
+            self.entered[c] += 1
+        heappush(self.heap, (departure + self.half_rtt, READS, key, READ_ARRIVE, m))
+
+    # -- the broker: read loops and partition stages, one job at a time each ------------------
+    def start_read(self, c: int, now: float, key: int, m: int) -> None:
+        station = self.reads[c]
+        station.current = (key, m)
+        cost = self.read_cpu
+        station.jobs += 1
+        if cost > 0 and self.broker_pool is not None:
+            self.ask(self.broker_pool, now, (READ_LOOP, c), cost)
+        else:
+            station.free = now + cost
+            heappush(self.heap, (now + cost, READS, key, READ_DONE, m))
+
+    def start_part(self, p: int, now: float, key: int, m: int) -> None:
+        station = self.parts[p]
+        station.current = (key, m)
+        cost = self.service_time if self.deterministic else self.draw[p]()
+        station.busy += cost  # (used only for drawn service times)
+        station.jobs += 1
+        if cost > 0 and self.broker_pool is not None:
+            self.ask(self.broker_pool, now, (PARTITION, p), cost)
+        else:
+            station.free = now + cost
+            heappush(self.heap, (now + cost, PARTITIONS, key, PART_DONE, m))
+
+    def client_of(self, m: int) -> int:
+        return self.state.client_of[self.records.producer[m]]
+
+    def read_arrive(self, now: float, key: int, m: int) -> None:
+        c = self.client_of(m)
+        station = self.reads[c]
+        if station.current is None:
+            self.start_read(c, now, key, m)
+        else:
+            station.queue.append((key, m))
+
+    def read_done(self, now: float, key: int, m: int) -> None:
+        c = self.client_of(m)
+        station = self.reads[c]
+        station.current = None
+        if station.queue:
+            self.start_read(c, now, *station.queue.popleft())
+        p = self.records.partition[m]
+        part = self.parts[p]
+        if part.current is None:
+            self.start_part(p, now, key, m)
+        else:
+            part.queue.append((key, m))
+
+    def part_done(self, now: float, key: int, m: int) -> None:
+        p = self.records.partition[m]
+        station = self.parts[p]
+        station.current = None
+        if station.queue:
+            self.start_part(p, now, *station.queue.popleft())
+        self.records.stored[m] = now
+        c = self.client_of(m)
+        arrival = self.down.serve(now) + self.half_rtt
+        self.state.inbox[c].append((arrival, m))
+        self.wake(c, arrival)
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> Records:
+        heap = self.heap
+        for c in range(self.clients):
+            self.run_client(c, 0.0)
+        cut = False
+        while heap:
+            now, _, key, kind, x = heappop(heap)
+            if now >= self.end:
+                cut = True
+                break
+            if kind == CLIENT:
+                if now >= self.wake_time[x]:
+                    self.wake_time[x] = INF
+                    self.run_client(x, now)
+            elif kind == UPLINK:
+                out = self.state.outgoing[x]
+                m = out.popleft()[MESSAGE]
+                if out:
+                    heappush(heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + x, UPLINK, x))
+                else:
+                    self.uplink_scheduled[x] = False
+                self.to_uplink(x, key, m, now)
+            elif kind == READ_ARRIVE:
+                self.read_arrive(now, key, x)
+            elif kind == READ_DONE:
+                self.read_done(now, key, x)
+            elif kind == PART_DONE:
+                self.part_done(now, key, x)
+            elif kind == GRANT:
+                self.grant(x, now)
+            else:  # GATE_UP
+                self.reopen(x, now)
+        stations = (self.up, self.down, *self.reads, *self.parts)
+        # busy = jobs x service for a constant service time, as in every loop
+        parts = [s.jobs * self.service_time if self.deterministic else s.busy for s in self.parts]
+        busy = {"uplink": [self.up.busy], "read_loop": [s.jobs * self.read_cpu for s in self.reads],
+                "partition": parts, "downlink": [self.down.busy]}
+        return finish(self.records, self.state, cut, self.end, [s.free for s in stations], busy)

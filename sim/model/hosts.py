@@ -1,0 +1,382 @@
+"""Hosts: processes that share a machine's cores.
+
+Each client process is one asyncio event loop, so it runs on at most one core
+at a time; the broker's read loops and partition stages are each serial too.
+When several of them live on one host with fewer cores than there are of
+them, they take turns on the cores. ``client.host_cores`` gives each client
+host its cores (``client.hosts`` hosts, client c on host c mod hosts),
+``broker.cores`` the broker's, and ``broker.colocated`` puts the broker on
+client host 1, as on loopback.
+
+The cores of a host are a :class:`CorePool`: k identical servers taken first
+come, first served. A serial station (a client's CPU, a read loop, a
+partition stage) asks the pool for a core when its next job could start (the
+station is free and the job has arrived) and holds it for the job's CPU time;
+the job starts when a core is free. The pool grants requests in the order they
+were made, so a request at t starts at ``max(t, the earliest time a core is
+free)`` (Kiefer and Wolfowitz's recursion for k servers). Requests made at the
+same instant are granted once everything else at that instant has happened, in
+a fixed order: client CPUs (by client), then read loops (by connection), then
+partition stages (by partition); a job of no CPU time needs no core.
+
+Why a pool of k servers rather than processor sharing: the OS scheduler does
+time-slice runnable processes, but its slices (Linux CFS: 3 ms or so, never
+below 0.75 ms) are 10 to 100 times the 10-100 us of one job of a client's
+event loop or a broker stage. A woken process almost always runs its job to the
+end before another takes its core, which is what a first-come first-served
+pool does; processor sharing is the limit of slices much shorter than jobs.
+Both are work-conserving, so the throughput bound is the same: at most
+cores / (CPU per message) through the processes sharing them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from heapq import heappop, heappush, heapreplace
+
+from .system import System
+
+# who asks a pool for a core: the first field of a request's key (the order at one instant)
+CLIENT_CPU, READ_LOOP, PARTITION = 0, 1, 2
+
+
+class CorePool:
+    """``cores`` identical cores, granted first come, first served.
+
+    ``request(t, key, cost)`` records that the station ``key`` wants a core from t
+    for ``cost`` seconds; ``grant_due(t)`` grants every request made at t (in key
+    order) and returns ``[(key, done)]``. Requests must be granted in time order:
+    the loop calls ``grant_due`` once everything else at t has happened."""
+
+    __slots__ = ("cores", "free", "pending", "busy", "jobs")
+
+    def __init__(self, cores: int):
+        self.cores = cores
+        self.free = [0.0] * cores  # when each core is next free (a heap)
+        self.pending: list = []  # (t, key, cost) not yet granted (a heap)
+        self.busy = 0.0  # CPU seconds granted
+        self.jobs = 0
+
+    def request(self, t: float, key: tuple, cost: float) -> None:
+        heappush(self.pending, (t, key, cost))
+
+    def next_due(self) -> float:
+        return self.pending[0][0] if self.pending else math.inf
+
+    def grant(self, t: float, cost: float) -> float:
+        """A job asking at t (after every earlier request): when it is done."""
+        free = self.free[0]
+        start = t if t >= free else free
+        done = start + cost
+        heapreplace(self.free, done)
+        self.busy += cost
+        self.jobs += 1
+        return done
+
+    def grant_due(self, t: float) -> list:
+        out = []
+        pending = self.pending
+        while pending and pending[0][0] <= t:
+            at, key, cost = heappop(pending)
+            out.append((key, self.grant(at, cost)))
+        return out
+
+    def last_free(self) -> float:
+        return max(self.free)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which pool of cores each client and the broker draw from (None: a core of its own)."""
+
+    cores: tuple[int, ...]  # cores of each pool
+    users: tuple[int, ...]  # serial stations of each pool that need CPU (a job of no CPU time needs no core)
+    client_pool: tuple[int | None, ...]  # by client
+    broker_pool: int | None  # read loops and partition stages
+    names: tuple[str, ...]  # each pool's name, e.g. "host[1]", "broker"
+
+    @property
+    def binding(self) -> bool:
+        """Can a pool ever make a job wait? Only with fewer cores than stations needing CPU on it."""
+        return any(users > cores for users, cores in zip(self.users, self.cores))
+
+
+def layout(system: System) -> Layout:
+    """The pools of ``system``: one per client host with ``client.host_cores``, and the broker's
+    (its own with ``broker.cores``, client host 1's with ``broker.colocated``)."""
+    cfg = system.config
+    cores: list[int] = []
+    names: list[str] = []
+    client_pool: list[int | None] = [None] * system.clients
+    host_cores, hosts = cfg.client.host_cores, cfg.client.hosts
+    client_cost = cfg.client.send_cpu + cfg.client.ack_cpu
+    users: list[int] = []
+    if host_cores is not None:
+        for h in range(hosts):
+            cores.append(host_cores)
+            names.append(f"host[{h + 1}]")
+            users.append(0)
+        for c in range(system.clients):
+            client_pool[c] = c % hosts
+            if client_cost > 0:
+                users[c % hosts] += 1
+    broker_pool = None
+    if cfg.broker.colocated and host_cores is not None:
+        broker_pool = 0
+    elif cfg.broker.cores is not None:
+        cores.append(cfg.broker.cores)
+        names.append("broker")
+        users.append(0)
+        broker_pool = len(cores) - 1
+    if broker_pool is not None:
+        b = cfg.broker
+        users[broker_pool] += (system.clients if b.read_cpu > 0 else 0) + (
+            system.partitions if b.service_time > 0 else 0)
+    return Layout(tuple(cores), tuple(users), tuple(client_pool), broker_pool, tuple(names))
+
+
+def shares_cores(system: System) -> bool:
+    """Does ``system`` have processes that take turns on too few cores (see :class:`Layout`)?"""
+    cfg = system.config
+    if cfg.client.host_cores is None and cfg.broker.cores is None:
+        return False
+    return layout(system).binding
+
+
+def demands(system: System) -> dict[str, tuple[float, int]]:
+    """CPU seconds per message of the whole system each pool serves, and its cores, by pool name.
+
+    Clients are symmetric (each carries 1/clients of the messages); every message
+    passes one read loop and one partition stage."""
+    cfg = system.config
+    lay = layout(system)
+    out: dict[str, tuple[float, int]] = {}
+    client_cost = cfg.client.send_cpu + cfg.client.ack_cpu
+    for i, (name, cores) in enumerate(zip(lay.names, lay.cores)):
+        share = sum(1 for p in lay.client_pool if p == i) / system.clients
+        demand = share * client_cost
+        if lay.broker_pool == i:
+            demand += cfg.broker.read_cpu + cfg.broker.service_time
+        # a process runs on one core at a time: with fewer processes than cores, they are the limit
+        usable = min(cores, lay.users[i]) if lay.users[i] else cores
+        out[name] = (demand, usable)
+    return out
+
+
+# -- client processes on shared cores ------------------------------------------------------
+
+
+def pooled_client_side(system: System, streams, records, ask):
+    """The clients of ``system`` (``sim.model.clients``) with CPUs that draw from pools.
+
+    ``ask(c, t, cost)`` is called when client c's next CPU job wants a core from t;
+    the caller grants it later and calls ``granted(c, done)``. Until then the job
+    waits at the head of the client's CPU queue, and the client decides nothing
+    at or after the earliest moment it could end (``t + cost``): what happens next
+    depends on when it does. A client whose entry of ``pools`` is None has a core of
+    its own and ``ask`` is never called for it.
+
+    Returns ``(advance, clients, granted)``; ``advance(c, horizon, now)`` is that of
+    ``sim.model.clients`` except that it returns inf while its CPU waits for a core
+    (``granted`` says when to wake it) and that jobs queued on a busy CPU learn their
+    end only when they reach the head of the queue.
+    """
+    from .clients import Clients, _resolver, _timer_firer
+
+    clients = Clients(system, streams, records)
+    pools = layout(system).client_pool
+    waiting = [False] * system.clients
+    send_cpu, ack_cpu = clients.send_cpu, clients.ack_cpu
+    jobs, cpu_free = clients.jobs, clients.cpu_free
+    INF = math.inf
+    SEND, ACK = 0, 1
+
+    def begin(c: int, t: float, job: int, m: int, head: bool) -> None:
+        """Job ``job`` of message m becomes the head of c's CPU queue at t: it asks for a core."""
+        cost = send_cpu if job == SEND else ack_cpu
+        queue = jobs[c]
+        entry = (t + cost, job, m)
+        if head:
+            queue[0] = entry
+        else:
+            queue.append(entry)
+        if cost > 0 and pools[c] is not None:
+            waiting[c] = True
+            ask(c, t, cost)
+        else:
+            cpu_free[c] = t + cost
+
+    def granted(c: int, done: float) -> None:
+        _, job, m = jobs[c][0]
+        jobs[c][0] = (done, job, m)
+        waiting[c] = False
+        cpu_free[c] = done
+
+    steps = _pooled_steps(clients, begin)
+    advance = _pooled_advancer(clients, _resolver(clients), _timer_firer(clients), steps, begin, waiting)
+    return advance, clients, granted
+
+
+def _pooled_advancer(st, resolve, fire_timer, steps, begin, waiting):
+    """``sim.model.clients._advancer`` for a CPU whose jobs wait for a core (see above)."""
+    INF = math.inf
+    SEND, ACK = 0, 1
+    records, end = st.records, st.end
+    jobs, inbox, producers_of, client_timer = st.jobs, st.inbox, st.producers_of, st.client_timer
+    cpu_busy, connection_count = st.cpu_busy, st.connection_count
+    send_cpu, ack_cpu = st.send_cpu, st.ack_cpu
+
+    def advance(c: int, horizon: float, now: float) -> float:
+        cpu, arrivals, mine = jobs[c], inbox[c], producers_of[c]
+        if horizon > end:
+            horizon = end
+        if now >= end:
+            now = -INF
+        sends = acks = 0
+        n = connection_count[c]
+        m = records.count
+        try:
+            while True:
+                t_cpu = cpu[0][0] if cpu else INF
+                t_ack = arrivals[0][0] if arrivals else INF
+                t_timer = client_timer[c]
+                if t_cpu <= t_ack and t_cpu <= t_timer:  # the CPU finishes a job
+                    t = t_cpu
+                    if waiting[c]:
+                        return INF  # it waits for a core: nothing from its earliest end on is known yet
+                    if t >= horizon and t > now:
+                        return t
+                    _, job, sent = cpu.popleft()
+                    if cpu:  # the next job asks for a core now
+                        begin(c, t, cpu[0][1], cpu[0][2], True)
+                    if job == ACK:
+                        j = resolve(sent, t)
+                        if j < 0:
+                            continue
+                        sent = -1
+                    else:
+                        j = -1
+                elif t_ack <= t_timer:  # an ack arrives and queues for the CPU
+                    t = t_ack
+                    if t >= horizon and t > now:
+                        return t
+                    _, acked = arrivals.popleft()
+                    acks += 1
+                    if cpu:
+                        cpu.append((INF, ACK, acked))
+                        continue
+                    if ack_cpu:
+                        begin(c, t, ACK, acked, False)
+                        continue
+                    j = resolve(acked, t)  # the CPU is idle and acks cost nothing: processed at once
+                    if j < 0:
+                        continue
+                    sent = -1
+                else:  # a producer's timer or watchdog
+                    t = t_timer
+                    if t >= horizon and t > now:
+                        return t
+                    records.count = m
+                    j = fire_timer(c, t, mine)
+                    if j < 0:
+                        continue
+                    sent = -1
+                m, n, k = steps(c, t, sent, j, horizon, m, n)
+                sends += k
+        finally:
+            records.count = m
+            connection_count[c] = n
+            cpu_busy[c] += sends * send_cpu + acks * ack_cpu
+
+    return advance
+
+
+def _pooled_steps(st, begin):
+    """``sim.model.clients._producer_steps`` for a CPU whose jobs wait for a core: a
+    produce() that costs CPU always queues its job and stops (its end is not known yet)."""
+    from .clients import BLOCKED, DONE, DRAINING, SENDING, SLEEPING, TIMER
+
+    INF = math.inf
+    SEND = 0
+    records, phase, remaining, in_flight = st.records, st.phase, st.remaining, st.in_flight
+    timer, timer_key, set_order, client_timer = st.timer, st.timer_key, st.set_order, st.client_timer
+    deadline, deadline_key, watch, sleep_for = st.deadline, st.deadline_key, st.watch, st.sleep_for
+    next_arrival, gap_next, choose_next = st.next_arrival, st.gap_next, st.choose_next
+    jobs, inbox, outgoing, cpu_free = st.jobs, st.inbox, st.outgoing, st.cpu_free
+    rec_producer, rec_partition, rec_intended = records.producer, records.partition, records.intended
+    rec_created, rec_sent = records.created, records.sent
+    cap, pause, open_loop = st.flow.cap, st.flow.pause, st.open_loop
+    send_cpu, ack_wait = st.send_cpu, st.ack_wait
+
+    def steps(c: int, t: float, sent: int, j: int, horizon: float, m: int, n: int):
+        cpu, arrivals, out = jobs[c], inbox[c], outgoing[c]
+        capacity = records.capacity
+        made = 0
+        while True:
+            if sent >= 0:
+                rec_sent[sent] = t
+                out.append((t, n, c, sent, rec_partition[sent]))
+                n += 1
+                j = rec_producer[sent]
+                wait = None if pause is None else pause(in_flight[j])
+                if wait is not None:
+                    if wait > 0:
+                        phase[j] = SLEEPING
+                        sleep_for[j] = wait
+                        timer[j] = t + wait
+                        timer_key[j] = (m - 0.5, set_order())
+                        if t + wait < client_timer[c]:
+                            client_timer[c] = t + wait
+                    else:
+                        phase[j] = DRAINING
+                    break
+            if remaining[j] <= 0:
+                phase[j] = DONE
+                break
+            if in_flight[j] >= cap:
+                phase[j] = BLOCKED
+                break
+            if open_loop and next_arrival[j] > t:
+                phase[j] = TIMER
+                timer[j] = next_arrival[j]
+                timer_key[j] = (m - 0.5, set_order())
+                if timer[j] < client_timer[c]:
+                    client_timer[c] = timer[j]
+                break
+            if m == capacity:
+                records.count = m
+                records.grow()
+                capacity = records.capacity
+            rec_producer[m] = j
+            rec_partition[m] = choose_next[j]()
+            if open_loop:
+                rec_intended[m] = next_arrival[j]
+                next_arrival[j] += gap_next[j]()
+            rec_created[m] = t
+            remaining[j] -= 1
+            in_flight[j] += 1
+            watch[j].append(m)
+            if deadline[j] == INF:
+                deadline[j] = t + ack_wait
+                deadline_key[j] = (m, 0)
+                if deadline[j] < client_timer[c]:
+                    client_timer[c] = deadline[j]
+            made += 1
+            phase[j] = SENDING
+            sent = m
+            m += 1
+            if cpu:  # the CPU is busy: the job waits its turn
+                cpu.append((INF, SEND, sent))
+                break
+            if send_cpu:
+                begin(c, t, SEND, sent, False)
+                break
+            # no CPU cost and the CPU idle: produce() returns at once, unless something else is due first
+            cpu_free[c] = t
+            if t >= horizon or t >= client_timer[c] or (arrivals and arrivals[0][0] <= t):
+                cpu.append((t, SEND, sent))
+                break
+        return m, n, made
+
+    return steps
