@@ -6,8 +6,8 @@ meaning of every parameter.
 
 * Round trips: :func:`round_trip`, :func:`sync_makespan`,
   :func:`window_makespan`.
-* Flow-control and network ceilings: :func:`limiter_ceiling`,
-  :func:`connection_rate`, :func:`mathis_rate`.
+* Flow-control, network and CPU ceilings: :func:`limiter_ceiling`,
+  :func:`connection_rate`, :func:`mathis_rate`, :func:`core_ceiling`.
 * The broker's read loops in passes: :func:`read_loop_rate`, :func:`pass_timeline`.
 * The Universal Scalability Law: :func:`usl`, :func:`fit_usl`; the two-line
   bound it is compared with, :func:`fit_knee`.
@@ -47,7 +47,7 @@ def capacities(config: SimConfig | System) -> dict[str, float]:
     cpu = cfg.client.send_cpu + cfg.client.ack_cpu
     service = cfg.broker.service_time
     busiest = max(s.partition_shares)
-    return {
+    caps = {
         "client_cpu": s.clients / cpu if cpu else math.inf,
         "uplink": 1 / s.uplink_time if s.uplink_time else math.inf,
         # whole messages per RTT, or window / message bytes when the window counts bytes
@@ -57,6 +57,11 @@ def capacities(config: SimConfig | System) -> dict[str, float]:
         "partition": 1 / (service * busiest) if service else math.inf,
         "downlink": 1 / s.downlink_time if s.downlink_time else math.inf,
     }
+    if cfg.client.host_cores is not None or cfg.broker.cores is not None:  # shared cores: sim.model.hosts
+        from .model.hosts import core_capacities
+
+        caps.update(core_capacities(s))
+    return caps
 
 
 def round_trip(config: SimConfig | System) -> float:
@@ -139,6 +144,18 @@ def limiter_ceiling(config: SimConfig | System, limit: int | None = None) -> flo
     if not limiter_engages(s, limit) or cycle <= 0:  # never engages, or refills at once at no cost
         return math.inf
     return limit / cycle
+
+
+def core_ceiling(config: SimConfig | System) -> float:
+    """Messages/s the shared cores let through (``client.host_cores``, ``broker.cores``,
+    ``broker.colocated``): each pool of k cores serves at most k / (its CPU seconds per
+    message), and never more than one core per process on it; the tightest pool
+    (``sim.model.hosts.pool_demands``). inf when no cores are shared."""
+    from .model.hosts import pool_demands
+
+    s = _system(config)
+    rates = [usable / demand for _, demand, usable in pool_demands(s) if demand > 0]
+    return min(rates, default=math.inf)
 
 
 def mathis_rate(mss_bytes: float, rtt: float, loss: float) -> float:
@@ -379,6 +396,13 @@ def stations(config: SimConfig | System) -> list[Station]:
     for p, share in enumerate(s.partition_shares):
         out.append(Station(f"partition[{p + 1}]", cfg.broker.service_time * share))
     out.append(Station("downlink", s.downlink_time))
+    if cfg.client.host_cores is not None or cfg.broker.cores is not None:
+        # a pool of shared cores: k servers for the CPU work of the stations on it, which read as
+        # one server of demand / k (not on the path: that work is counted at its stations)
+        from .model.hosts import pool_demands
+
+        for name, demand, usable in pool_demands(s):
+            out.append(Station(name, demand / usable))
     return out
 
 
@@ -430,8 +454,8 @@ def bounds(config: SimConfig | System, population_override: float | None = None)
     for station in all_stations:
         kind = station.name.split("[")[0]
         by_kind[kind] = max(by_kind.get(kind, 0.0), station.demand)
-    # the connection's window is a bound, not a server on the path
-    total = sum(st.demand for st in all_stations if not st.name.startswith("connection"))
+    # the connection's window and shared cores are bounds, not servers on the path
+    total = sum(st.demand for st in all_stations if not st.name.startswith(("connection", "host_cpu", "broker_cpu")))
     bottleneck = max(by_kind, key=by_kind.get)
     return Bounds(
         demands=by_kind,

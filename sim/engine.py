@@ -42,7 +42,7 @@ from .loops.events import run_events
 from .loops.hosts import run_hosts
 from .loops.single import applies, run_single_stream
 from .loops.windows import expected_batch, run_windows, scalar_only
-from .model.hosts import shares_cores
+from .model.hosts import check_supported, shares_cores
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 from .model.network import WindowEngaged
 from .model.system import System
@@ -73,6 +73,7 @@ def run_records(system: System, loop: str | None = None) -> Records:
         raise ValueError("loop 'vectors' computes neither a TCP window in bytes that may bind (messages longer "
                          "than link.mss_bytes, a window under producers x in-flight x message bytes) nor "
                          "link.jitter; use 'windows', 'events' or the default")
+    check_supported(system)
     if loop == "hosts" or shares_cores(system):
         if loop not in (None, "hosts"):
             raise ValueError(

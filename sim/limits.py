@@ -3,7 +3,8 @@
 ``limited_by`` takes one word of a fixed vocabulary (:data:`VOCABULARY`):
 
 * a station that is saturated: ``client_cpu``, ``uplink``, ``read_loop``,
-  ``partition``, ``downlink``;
+  ``partition``, ``downlink``; or shared cores that are all busy: ``host_cpu``
+  (a client host's, co-located broker included), ``broker_cpu``;
 * ``connection_window``: the TCP window of each connection is full (the
   configured ``link.window_bytes`` or, with loss, the Mathis window), so each
   connection carries at most window / RTT;
@@ -47,6 +48,8 @@ VOCABULARY = {
     "partition": "a partition's stage (its lock) is saturated",
     "downlink": "the shared downlink bandwidth is saturated",
     "connection_window": "each connection's TCP window is full (window / RTT; with loss the Mathis window)",
+    "host_cpu": "the cores of a host, shared by its client processes (and a co-located broker), are all busy",
+    "broker_cpu": "the broker's cores (broker.cores), shared by its read loops and partition stages, are all busy",
     "round_trip": "each message waits a round trip and too few are in flight to fill any station (sync)",
     "window": "the producers' window of messages in flight (producer.window)",
     "limiter": "the concurrent task limit and its poll (producer.concurrent_task_limit)",
@@ -54,7 +57,8 @@ VOCABULARY = {
 }
 
 STATIONS = ("client_cpu", "uplink", "read_loop", "partition", "downlink")
-PATH = ("client_cpu", "connection_window", "uplink", "read_loop", "partition", "downlink")  # in a message's order
+PATH = ("client_cpu", "connection_window", "uplink", "read_loop", "partition", "downlink",  # in a message's order
+        "host_cpu", "broker_cpu")  # (shared cores come last: their processes look busy because of them)
 
 
 def connection_occupancy(config: SimConfig, carried: int, span: float) -> float | None:

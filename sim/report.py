@@ -15,6 +15,8 @@ STATION_NAMES = {
     "read_loop": "broker read loop",
     "partition": "partition stage (lock)",
     "downlink": "downlink bandwidth",
+    "host_cpu": "shared cores of a host",
+    "broker_cpu": "broker's shared cores",
 }
 
 

@@ -58,7 +58,7 @@ import simpy
 from .config import SimConfig
 from .model.aioclient import uses_aio_client
 from .model.flow import FlowPolicy, policy_for
-from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, layout
+from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, check_supported, layout, pool_busy
 from .model.records import ACKED, IN_FLIGHT, LATE, TIMED_OUT, RecordBuffer, Records
 from .model.system import System
 
@@ -123,7 +123,7 @@ class Station:
             seconds = service() if callable(service) else service
             self.busy_s += seconds
             if self.cores is not None and seconds > 0:
-                yield self.cores.request(self.core_key)
+                yield self.cores.request(self.core_key, seconds)
                 yield env.timeout(seconds)
                 self.cores.release()
             else:
@@ -225,9 +225,12 @@ class CorePool:
     def __init__(self, env: simpy.Environment, cores: int):
         self.env, self.idle = env, cores
         self.waiting: list = []  # (asked at, key, event)
+        self.busy_s = 0.0  # CPU seconds asked for
         self._pick_at: float | None = None
 
-    def request(self, key: tuple) -> simpy.Event:
+    def request(self, key: tuple, seconds: float) -> simpy.Event:
+        """A core for ``seconds``: the event fires when it is granted."""
+        self.busy_s += seconds
         granted = self.env.event()
         heappush(self.waiting, (self.env.now, key, granted))
         self._pick_later()
@@ -426,7 +429,7 @@ class Client:
             yield request
             self.cpu_busy_s += seconds
             if self.cores is not None and seconds > 0:  # then a core of its host
-                yield self.cores.request((CLIENT_CPU, self.index))
+                yield self.cores.request((CLIENT_CPU, self.index), seconds)
                 yield env.timeout(seconds)
                 self.cores.release()
             else:
@@ -449,15 +452,15 @@ class SimPyModel:
             policy = PolicyControl(policy)
         self.policy = policy if policy is not None else flow_control(system)
         cfg = config
-        self.clients = [Client(env, c, system.uplink_window) for c in range(system.clients)]
-        if system.segmented:
-            for client in self.clients:
-                client.connection = Connection(self, int(system.window_bytes))
-        hosts = layout(system)  # shared cores: sim.model.hosts
+        check_supported(system)
+        self.hosts = hosts = layout(system)  # shared cores: sim.model.hosts
         self.core_pools = [CorePool(env, cores) for cores in hosts.cores]
         on = [None if i is None else self.core_pools[i] for i in hosts.client_pool]
         broker = None if hosts.broker_pool is None else self.core_pools[hosts.broker_pool]
         self.clients = [Client(env, c, system.uplink_window, on[c]) for c in range(system.clients)]
+        if system.segmented:
+            for client in self.clients:
+                client.connection = Connection(self, int(system.window_bytes))
         self.producers = [Producer(env, j, self.clients[system.client_of(j)]) for j in range(system.producers)]
         self.uplink = Station(env, UPLINK_PICK, "uplink")
         self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]", broker, (READ_LOOP, c))
@@ -692,6 +695,7 @@ class SimPyModel:
             "read_loop": [s.busy_s for s in self.read_loops],
             "partition": [s.busy_s for s in self.partitions],
             "downlink": [self.downlink.busy_s],
+            **pool_busy(self.hosts, [pool.busy_s for pool in self.core_pools]),
         }
         return buffer.finish(busy, span, stopped and unfinished, end)
 

@@ -208,6 +208,21 @@ SET_CASES = [
     (["broker.read_cv=nan"], "broker.read_cv", "NaN"),
     (["broker.read_cv=inf"], "broker.read_cv", "finite"),
     (["broker.read_cv=high"], "broker.read_cv", "number"),
+    # hosts: shared cores
+    (["client.host_cores=0"], "client.host_cores", ">= 1"),
+    (["client.host_cores=1.5"], "client.host_cores", "whole number"),
+    (["client.host_cores=-0"], "client.host_cores", "negative zero"),
+    (["client.host_cores=many"], "client.host_cores", "number"),
+    (["client.host_cores=1e9"], "client.host_cores", "<="),
+    (["client.hosts=0"], "client.hosts", ">= 1"),
+    (["client.hosts=none"], "client.hosts", "integer"),
+    (["client.hosts=2.5"], "client.hosts", "whole number"),
+    (["broker.cores=0"], "broker.cores", ">= 1"),
+    (["broker.cores=-2"], "broker.cores", ">= 1"),
+    (["broker.cores=inf"], "broker.cores", "whole number"),
+    (["broker.colocated=maybe"], "broker.colocated", "boolean"),
+    (["broker.colocated=2"], "broker.colocated", "boolean"),
+    (["client.host_cores=2", "broker.colocated=true", "broker.cores=4"], "broker.cores", "not both"),
     # run
     (["run.seed=-1"], "run.seed", ">= 0"),
     (["run.seed=true"], "run.seed", "number"),
@@ -642,6 +657,8 @@ WARNINGS = [
     (["client.wakeup_cpu=117us"], "client.wakeup_cpu"),
     (["link.jitter_cv=2"], "link.jitter_cv"),
     (["broker.read_bytes=8KiB"], "broker.read_bytes"),
+    (["client.hosts=2"], "client.hosts"),
+    (["broker.colocated=true"], "broker.colocated"),
 ]
 
 

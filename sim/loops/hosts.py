@@ -35,7 +35,7 @@ from collections import deque
 from heapq import heappop, heappush
 from itertools import count
 
-from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, CorePool, layout, pooled_client_side
+from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, CorePool, layout, pool_busy, pooled_client_side
 from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
 from ..model.station import Station
 from ..model.system import System
@@ -70,7 +70,7 @@ class HostsLoop:
         self.streams = streams = system.streams()
         self.records = records = RecordBuffer.for_config(cfg)
         self.records.compact_at = 1 << 62  # this loop keeps every record until the end
-        lay = layout(system)
+        self.layout = lay = layout(system)
         self.pools = [CorePool(k) for k in lay.cores]
         self.client_pool = lay.client_pool
         self.broker_pool = lay.broker_pool
@@ -269,4 +269,5 @@ class HostsLoop:
         parts = [s.jobs * self.service_time if self.deterministic else s.busy for s in self.parts]
         busy = {"uplink": [self.up.busy], "read_loop": [s.jobs * self.read_cpu for s in self.reads],
                 "partition": parts, "downlink": [self.down.busy]}
+        busy.update(pool_busy(self.layout, [pool.busy for pool in self.pools]))
         return finish(self.records, self.state, cut, self.end, [s.free for s in stations], busy)

@@ -144,24 +144,82 @@ def shares_cores(system: System) -> bool:
     return layout(system).binding
 
 
-def demands(system: System) -> dict[str, tuple[float, int]]:
-    """CPU seconds per message of the whole system each pool serves, and its cores, by pool name.
+def check_supported(system: System) -> None:
+    """Refuse, in one line, a system whose cores bind together with a mechanism the hosts
+    loop and the SimPy model's pools do not take yet."""
+    from ..errors import ConfigError
+    from .aioclient import uses_aio_client
 
-    Clients are symmetric (each carries 1/clients of the messages); every message
-    passes one read loop and one partition stage."""
+    if not shares_cores(system):
+        return
+    cfg = system.config
+    key, value = ("client.host_cores", cfg.client.host_cores) if cfg.client.host_cores is not None else (
+        "broker.cores", cfg.broker.cores)
+    if uses_aio_client(system):
+        raise ConfigError(key, value, "shared cores do not yet combine with the asyncio client (client.loop = "
+                          "iterations, producer.mode = burst or client.cpu_cv > 0); give every process a core "
+                          "(none) or use client.loop = per_message")
+    if system.jitter > 0 or system.segmented:
+        raise ConfigError(key, value, "shared cores do not yet combine with link.jitter or a TCP window in bytes "
+                          "(messages longer than link.mss_bytes under a finite link.window_bytes)")
+
+
+def pool_busy(lay: Layout, busy: list[float]) -> dict[str, list[float]]:
+    """The records' busy entries of binding pools (seconds of CPU per core, so that busy /
+    span is the mean use of its cores): ``host_cpu`` for client hosts (co-located or not),
+    ``broker_cpu`` for the broker's own cores. Empty when no pool binds, as then nothing
+    waits for a core and the run is today's model."""
+    if not lay.binding:
+        return {}
+    out: dict[str, list[float]] = {}
+    for name, cores, seconds in zip(lay.names, lay.cores, busy):
+        out.setdefault("broker_cpu" if name == "broker" else "host_cpu", []).append(seconds / cores)
+    return out
+
+
+def pool_demands(system: System) -> list[tuple[str, float, int]]:
+    """Each pool's name (``host_cpu[h]``, ``broker_cpu``), the CPU seconds it serves per message of
+    the whole system, and how many cores it can use at once (no more than the stations on it:
+    each runs on one core at a time).
+
+    Clients are symmetric (each carries 1/clients of the messages); every message passes
+    one read loop and one partition stage. So the pools cap the throughput at
+    min over pools of usable cores / demand (:func:`sim.analytic.core_ceiling`)."""
     cfg = system.config
     lay = layout(system)
-    out: dict[str, tuple[float, int]] = {}
+    out = []
     client_cost = cfg.client.send_cpu + cfg.client.ack_cpu
     for i, (name, cores) in enumerate(zip(lay.names, lay.cores)):
         share = sum(1 for p in lay.client_pool if p == i) / system.clients
         demand = share * client_cost
         if lay.broker_pool == i:
             demand += cfg.broker.read_cpu + cfg.broker.service_time
-        # a process runs on one core at a time: with fewer processes than cores, they are the limit
         usable = min(cores, lay.users[i]) if lay.users[i] else cores
-        out[name] = (demand, usable)
+        label = "broker_cpu" if name == "broker" else f"host_cpu[{name[5:-1]}]"
+        out.append((label, demand, usable))
     return out
+
+
+def core_capacities(system: System) -> dict[str, float]:
+    """``sim.analytic.capacities``'s entries for shared cores: ``client_cpu`` as the client hosts'
+    cores allow, ``host_cpu`` (the co-located host: clients and broker) and ``broker_cpu``
+    (``broker.cores``), in messages/s of the whole system."""
+    cfg = system.config
+    lay = layout(system)
+    caps: dict[str, float] = {}
+    cpu = cfg.client.send_cpu + cfg.client.ack_cpu
+    if cfg.client.host_cores is not None and cpu > 0:
+        per_host = []
+        for h in range(cfg.client.hosts):
+            on = sum(1 for p in lay.client_pool if p == h)
+            if on:
+                per_host.append(min(cfg.client.host_cores, on) / (on / system.clients * cpu))
+        caps["client_cpu"] = min(system.clients / cpu, *per_host)
+    for label, demand, usable in pool_demands(system):
+        if label == "broker_cpu" or (label == "host_cpu[1]" and lay.broker_pool == 0):
+            key = "broker_cpu" if label == "broker_cpu" else "host_cpu"
+            caps[key] = usable / demand if demand > 0 else math.inf
+    return caps
 
 
 # -- client processes on shared cores ------------------------------------------------------

@@ -1,0 +1,257 @@
+"""Shared cores: client processes (and a co-located broker) taking turns on a host's cores.
+
+Exact timelines worked out by hand, the fast engine's hosts loop against the SimPy
+model message by message, the analytic bound, and the measurement rows' mapping.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from sim import build_config, run
+from sim.analytic import bounds, capacities, core_ceiling
+from sim.engine import run_records
+from sim.model.hosts import CorePool, layout, shares_cores
+from sim.model.system import System
+from sim.results import Result
+from sim.simpy_model import run_simpy
+from tests.helpers import pure_network
+from tests.systems import random_config, random_overrides
+from tests.test_oracle import assert_same_messages, round_config
+
+MS = 1e-3
+
+
+def both_engines(config):
+    """The fast engine's records and the SimPy model's, each as message arrays in creation order per producer."""
+    out = []
+    for records in (run_records(System(config)), run_simpy(config)):
+        a = Result(config, records).arrays
+        order = np.lexsort((a["created"], a["producer"]))
+        out.append({k: v[order] for k, v in a.items()})
+    return out
+
+
+def assert_times(a, **expected):
+    for name, values in expected.items():
+        np.testing.assert_allclose(a[name], values, rtol=0, atol=1e-12, err_msg=name)
+
+
+# -- the pool --------------------------------------------------------------------------------
+
+
+def test_a_pool_grants_cores_first_come_first_served():
+    pool = CorePool(2)
+    # three jobs of 1 s asked at 0, 0 and 0.5: the third waits for the first core to free up
+    assert [pool.grant(t, 1.0) for t in (0.0, 0.0, 0.5)] == [1.0, 1.0, 2.0]
+    # asked at one instant, granted in key order once everything at that instant has happened
+    pool = CorePool(1)
+    pool.request(0.0, (2, 0), 1.0)
+    pool.request(0.0, (0, 1), 1.0)
+    pool.request(0.0, (0, 0), 2.0)
+    assert pool.grant_due(0.0) == [((0, 0), 2.0), ((0, 1), 3.0), ((2, 0), 4.0)]
+    assert pool.busy == 4.0 and pool.jobs == 3
+
+
+# -- exact timelines ---------------------------------------------------------------------------
+
+
+def test_two_clients_on_one_core_take_turns():
+    """Two sync clients, 1 ms per produce(), 0.5 ms per ack, 10 ms away, on one core."""
+    send, ack, rtt = 1 * MS, 0.5 * MS, 10 * MS
+    config = pure_network(clients=2, producer__messages=2, client__send_cpu=send, client__ack_cpu=ack,
+                          link__rtt=rtt, client__host_cores=1)
+    assert shares_cores(System(config))
+    # client 1 (the lower) gets the core at 0, client 2 waits for it
+    sent0 = [send, 2 * send]
+    ack0 = [s + rtt for s in sent0]  # 11, 12 ms
+    done00 = ack0[0] + ack  # client 1's ack: the core is free at 11 ms
+    # client 1 produces its second message at once (11.5 ms); client 2's ack, in at 12 ms, waits for that send
+    sent01 = done00 + send
+    done10 = sent01 + ack
+    sent11 = done10 + send
+    expected = dict(
+        created=[0, done00, 0, done10],
+        sent=[sent0[0], sent01, sent0[1], sent11],
+        stored=[sent0[0] + rtt / 2, sent01 + rtt / 2, sent0[1] + rtt / 2, sent11 + rtt / 2],
+        resolved=[done00, sent01 + rtt + ack, done10, sent11 + rtt + ack],
+    )
+    for a in both_engines(config):
+        assert_times(a, **expected)
+    # on a core each, neither waits: the second client's first message leaves at 1 ms too
+    alone = run(config.replace({"client.host_cores": None})).arrays
+    assert sorted(alone["sent"])[:2] == [send, send]
+
+
+def test_a_colocated_partition_waits_for_the_core():
+    """One client (window 2) and the broker on one core, zero RTT: 1 ms per produce(), 0.5 ms per ack,
+    2 ms per message in the partition. At an instant the client's job goes first."""
+    a_, b_, s_ = 1 * MS, 0.5 * MS, 2 * MS
+    config = pure_network(producer__mode="nonblocking", producer__window=2, producer__messages=3,
+                          client__send_cpu=a_, client__ack_cpu=b_, broker__service_time=s_,
+                          link__rtt=0, client__host_cores=1, broker__colocated=True)
+    assert shares_cores(System(config))
+    # 0-1 send m0; 1-2 send m1 (m0 reached the partition at 1 but the client asked at the same instant);
+    # 2-4 m0 in the partition; 4-4.5 ack m0 (client first again); 4.5-6.5 m1 in the partition;
+    # 6.5-7.5 send m2 (asked at 4.5); 7.5-8 ack m1 (in at 6.5, queued behind the send); 8-10 m2; 10-10.5 ack m2
+    expected = dict(created=[0, a_, 2 * a_ + s_ + b_], sent=[a_, 2 * a_, 3 * a_ + 2 * s_ + b_],
+                    stored=[2 * a_ + s_, 2 * a_ + 2 * s_ + b_, 3 * a_ + 3 * s_ + 2 * b_],
+                    resolved=[2 * a_ + s_ + b_, 3 * a_ + 2 * s_ + 2 * b_, 3 * a_ + 3 * s_ + 3 * b_])
+    for a in both_engines(config):
+        assert_times(a, **expected)
+    # a broker on its own machine stores m0 as soon as it arrives: 1 + 2 ms
+    apart = run(config.replace({"broker.colocated": False})).arrays
+    assert apart["stored"][0] == pytest.approx(a_ + s_, abs=1e-12)
+
+
+def test_read_loops_take_turns_on_the_brokers_core():
+    """Two sync clients 10 ms away; each message costs 1 ms in its connection's read loop, and the
+    broker has one core: the second connection's read waits for the first."""
+    config = pure_network(clients=2, producer__messages=1, link__rtt=10 * MS, broker__read_cpu=1 * MS,
+                          broker__cores=1)
+    assert shares_cores(System(config))
+    for a in both_engines(config):
+        assert_times(a, stored=[6 * MS, 7 * MS], resolved=[11 * MS, 12 * MS])
+
+
+# -- the fast engine against the SimPy model ---------------------------------------------------------
+
+
+def shared_config(seed: int, base) -> object:
+    """A random system of the oracle's kinds (``base``) with clients, and maybe the broker, on
+    hosts of 1-2 cores."""
+    r = random.Random(10_000 + seed)
+    ov = random_overrides(seed) if base == "random" else dict(round_config(seed).flat())
+    ov["clients"] = r.randint(2, 5)
+    where = r.choice(["clients", "colocated", "broker", "both"])
+    if where != "broker":
+        ov["client.host_cores"] = r.randint(1, 2)
+        ov["client.hosts"] = r.choice([1, 1, 2])
+    if where == "colocated":
+        ov["broker.colocated"] = True
+    if where in ("broker", "both"):
+        ov["broker.cores"] = r.randint(1, 2)
+        if not ov.get("broker.read_cpu"):
+            ov["broker.read_cpu"] = r.uniform(5e-6, 80e-6)
+    return build_config(ov)
+
+
+SHARED = [("random", seed) for seed in range(24)] + [("round", seed) for seed in range(24)]
+
+
+@pytest.mark.parametrize("base,seed", SHARED)
+def test_the_engine_matches_the_simpy_model_with_shared_cores(base, seed):
+    config = shared_config(seed, base)
+    assert_same_messages(config, run_records(System(config)), run_simpy(config))
+
+
+def test_the_shared_systems_make_jobs_wait_for_cores():
+    """Counted, not assumed: most of the systems above have fewer cores than processes, and there
+    jobs do wait (the run differs from the same system with a core for everyone)."""
+    binding = waited = 0
+    for base, seed in SHARED:
+        config = shared_config(seed, base)
+        if not shares_cores(System(config)):
+            continue
+        binding += 1
+        free = config.replace({"client.host_cores": None, "client.hosts": 1, "broker.cores": None,
+                               "broker.colocated": False})
+        ours, theirs = Result(config, run_records(System(config))), run(free)
+        waited += not np.array_equal(np.sort(ours.arrays["sent"]), np.sort(theirs.arrays["sent"]))
+    assert binding >= 40 and waited >= 30, (binding, waited)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_hosts_loop_runs_any_system(seed):
+    config = random_config(seed)
+    assert_same_messages(config, run_records(System(config), loop="hosts"), run_simpy(config))
+
+
+@pytest.mark.parametrize("loop", ["single", "events", "windows", "vectors"])
+def test_other_loops_refuse_shared_cores(loop):
+    config = build_config({"clients": 2, "client.host_cores": 1, "producer.messages": 5})
+    with pytest.raises(ValueError, match="share cores.*loop='hosts'"):
+        run_records(System(config), loop=loop)
+
+
+def test_cores_to_spare_change_nothing():
+    """With as many cores as processes nothing waits: the usual loops run it, to the same bytes."""
+    base = {"clients": 3, "producer.mode": "nonblocking", "producer.window": 20, "producer.messages": 300,
+            "link.rtt": "1ms", "broker.partitions": 2}
+    spare = build_config({**base, "client.host_cores": 3 + 3 + 2, "broker.colocated": True})
+    assert not shares_cores(System(spare))
+    plain = run(build_config(base))
+    ours = run(spare)
+    for name in ("created", "sent", "stored", "resolved"):
+        np.testing.assert_array_equal(ours.arrays[name], plain.arrays[name])
+
+
+def test_summary_mode_counts_what_full_records_count():
+    config = shared_config(5, "random")
+    full, summary = run(config), run(config.replace({"run.records": "summary"}))
+    for key in ("sent", "acked", "timed_out", "ghosts", "stored", "in_flight"):
+        assert full.summary[key] == summary.summary[key], key
+    assert full.summary["makespan_s"] == summary.summary["makespan_s"]
+
+
+# -- the bound -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, cores_per_message", [
+    # two producer processes on one core: 1 / 40 us = 25,000 msg/s, whatever the window
+    ({"clients": 2, "client.host_cores": 1}, 1 / 40e-6),
+    # eight on two cores (the data set's producers x partitions points run up to 8 on 2)
+    ({"clients": 8, "client.host_cores": 2}, 2 / 40e-6),
+    # four, with the broker on the same two cores: 2 / (40 + 5 + 15 us)
+    ({"clients": 4, "client.host_cores": 2, "broker.colocated": True}, 2 / 60e-6),
+    # the broker's single core behind four clients with cores of their own: 1 / (5 + 15 us)
+    ({"clients": 4, "broker.cores": 1}, 1 / 20e-6),
+])
+def test_throughput_approaches_cores_over_cpu_per_message_at_rtt_0(overrides, cores_per_message):
+    config = build_config({"producer.mode": "nonblocking", "producer.window": 20, "producer.messages": 4000,
+                           "link.rtt": 0, "link.bandwidth": "inf", "client.send_cpu": "30us",
+                           "client.ack_cpu": "10us", "broker.read_cpu": "5us", "broker.service_time": "15us",
+                           **overrides})
+    assert core_ceiling(config) == pytest.approx(cores_per_message, rel=1e-12)
+    assert bounds(config).max_throughput == pytest.approx(cores_per_message, rel=1e-12)
+    result = run(config)
+    throughput = result.summary["throughput_msgs_per_s"]
+    assert 0.97 * cores_per_message <= throughput <= cores_per_message * (1 + 1e-9)
+    util = result.summary["utilisation"]
+    name = "broker_cpu" if "broker.cores" in overrides else "host_cpu"
+    assert util[name] >= 0.97 and result.summary["limited_by"] == name
+
+
+def test_capacities_name_the_shared_cores():
+    cpu = 45e-6  # the defaults: 35 + 10 us
+    config = build_config({"clients": 5, "client.host_cores": 2, "client.hosts": 2})
+    caps = capacities(config)
+    # hosts of 3 and 2 clients, 2 cores each: the first carries 3/5 of the messages on 2 cores
+    assert caps["client_cpu"] == pytest.approx(2 / (3 / 5 * cpu))
+    colocated = capacities(build_config({"clients": 4, "client.host_cores": 2, "broker.colocated": True}))
+    assert colocated["host_cpu"] == pytest.approx(2 / (cpu + 1.5e-6 + 5e-6))
+    broker = capacities(build_config({"clients": 4, "broker.cores": 2}))
+    assert broker["broker_cpu"] == pytest.approx(2 / (1.5e-6 + 5e-6))
+    assert set(capacities(build_config({}))) == {"client_cpu", "uplink", "connection", "read_loop",
+                                                          "partition", "downlink"}
+
+
+def test_the_layout_puts_clients_round_robin_on_hosts():
+    lay = layout(System(build_config({"clients": 5, "client.host_cores": 1, "client.hosts": 2,
+                                      "broker.cores": 3})))
+    assert lay.client_pool == (0, 1, 0, 1, 0) and lay.broker_pool == 2 and lay.cores == (1, 1, 3)
+    assert lay.users == (3, 2, 5 + 1) and lay.binding
+
+
+@pytest.mark.parametrize("overrides", [{"client.loop": "iterations"}, {"producer.mode": "burst"},
+                                       {"client.cpu_cv": 0.5}])
+def test_the_asyncio_client_on_shared_cores_is_refused_in_one_line(overrides):
+    config = build_config({"clients": 3, "client.host_cores": 1, "producer.messages": 5, **overrides})
+    for simulate in (lambda: run_records(System(config)), lambda: run_simpy(config)):
+        with pytest.raises(ValueError, match="client.host_cores = 1: shared cores do not yet combine"):
+            simulate()
+    # with a core for every process nothing is shared, and it runs
+    assert run(config.replace({"client.host_cores": 3})).summary["acked"] == 15
