@@ -43,6 +43,7 @@ from .loops.hosts import run_hosts
 from .loops.single import applies, run_single_stream
 from .loops.windows import expected_batch, run_windows, scalar_only
 from .model.hosts import check_supported, shares_cores
+from .model.hosts import unsupported as hosts_unsupported
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 from .model.network import WindowEngaged
 from .model.system import System
@@ -74,6 +75,8 @@ def run_records(system: System, loop: str | None = None) -> Records:
                          "than link.mss_bytes, a window under producers x in-flight x message bytes) nor "
                          "link.jitter; use 'windows', 'events' or the default")
     check_supported(system)
+    if loop == "hosts" and (reason := hosts_unsupported(system)) is not None:
+        raise ValueError(f"loop 'hosts' does not take {reason}")
     if loop == "hosts" or shares_cores(system):
         if loop not in (None, "hosts"):
             raise ValueError(

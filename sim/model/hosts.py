@@ -144,24 +144,31 @@ def shares_cores(system: System) -> bool:
     return layout(system).binding
 
 
+def unsupported(system: System) -> str | None:
+    """What in ``system`` the hosts loop (and so shared cores) does not take yet, or None."""
+    from .aioclient import uses_aio_client
+
+    if uses_aio_client(system):
+        return ("the asyncio client (client.loop = iterations, producer.mode = burst or client.cpu_cv > 0); "
+                "give every process a core (none) or use client.loop = per_message")
+    if system.jitter > 0 or system.segmented:
+        return "link.jitter or a TCP window in bytes (messages longer than link.mss_bytes under a finite window)"
+    return None
+
+
 def check_supported(system: System) -> None:
     """Refuse, in one line, a system whose cores bind together with a mechanism the hosts
-    loop and the SimPy model's pools do not take yet."""
+    loop does not take yet (:func:`unsupported`)."""
     from ..errors import ConfigError
-    from .aioclient import uses_aio_client
 
     if not shares_cores(system):
         return
-    cfg = system.config
-    key, value = ("client.host_cores", cfg.client.host_cores) if cfg.client.host_cores is not None else (
-        "broker.cores", cfg.broker.cores)
-    if uses_aio_client(system):
-        raise ConfigError(key, value, "shared cores do not yet combine with the asyncio client (client.loop = "
-                          "iterations, producer.mode = burst or client.cpu_cv > 0); give every process a core "
-                          "(none) or use client.loop = per_message")
-    if system.jitter > 0 or system.segmented:
-        raise ConfigError(key, value, "shared cores do not yet combine with link.jitter or a TCP window in bytes "
-                          "(messages longer than link.mss_bytes under a finite link.window_bytes)")
+    reason = unsupported(system)
+    if reason is not None:
+        cfg = system.config
+        key, value = ("client.host_cores", cfg.client.host_cores) if cfg.client.host_cores is not None else (
+            "broker.cores", cfg.broker.cores)
+        raise ConfigError(key, value, f"shared cores do not yet combine with {reason}")
 
 
 def pool_busy(lay: Layout, busy: list[float]) -> dict[str, list[float]]:
