@@ -184,6 +184,9 @@ def test_the_hosts_loop_refuses_what_it_does_not_take():
     shared = config.replace({"clients": 3, "client.host_cores": 1})
     with pytest.raises(ValueError, match="client.host_cores = 1: shared cores do not yet combine with link.jitter"):
         run(shared)
+    passes = build_config({"clients": 3, "broker.cores": 1, "broker.read_mode": "batched", "producer.messages": 5})
+    with pytest.raises(ValueError, match="broker.cores = 1: shared cores do not yet combine with read loops"):
+        run(passes)
 
 
 @pytest.mark.parametrize("loop", ["single", "events", "windows", "vectors"])

@@ -153,6 +153,8 @@ def unsupported(system: System) -> str | None:
                 "give every process a core (none) or use client.loop = per_message")
     if system.jitter > 0 or system.segmented:
         return "link.jitter or a TCP window in bytes (messages longer than link.mss_bytes under a finite window)"
+    if system.read_passes:
+        return "read loops in passes (broker.read_mode = batched, broker.wakeup_cpu or broker.read_cv)"
     return None
 
 
