@@ -272,3 +272,47 @@ def test_c_sync_producers_take_rounds_of_one_wake_up_and_c_messages():
     config = build_config({**BARE, **overrides})
     rate = Result(config, run_records(System(config))).summary["throughput_msgs_per_s"]
     assert rate < loop_ceiling(config, batch=c) == pytest.approx(c / (W + c * (S + A)))
+
+
+def combined_config(seed: int):
+    """The asyncio client with the other issue-10 mechanisms on: the broker's read passes
+    (sim.model.broker_io), link jitter and TCP windows in bytes (sim.model.network)."""
+    r = random.Random(seed + 99)
+    overrides = random_aio_config(seed).flat()
+    overrides["broker.read_mode"] = r.choice(["batched", "per_message"])
+    if overrides["broker.read_mode"] == "batched":
+        overrides["broker.wakeup_cpu"] = r.uniform(0, 100e-6)
+        overrides["broker.read_bytes"] = r.choice([65536, r.randint(2000, 20000)])
+        if r.random() < 0.5:
+            overrides["broker.read_cv"] = r.uniform(0.1, 1)
+    if r.random() < 0.6:
+        overrides["link.jitter"] = r.uniform(1e-6, 300e-6)
+        overrides["link.jitter_cv"] = r.uniform(0.2, 2)
+    if r.random() < 0.3:
+        overrides["producer.payload_bytes"] = r.randint(2000, 6000)
+        overrides["link.window_bytes"] = r.choice([None, r.randint(8000, 40000)])
+    return build_config(overrides)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_it_composes_with_read_passes_jitter_and_byte_windows(seed):
+    from sim.engine import allowed_loops
+
+    config = combined_config(seed)
+    system = System(config)
+    reference = run_simpy(config)
+    for loop in allowed_loops(system):
+        assert_same_messages(config, run_records(system, loop=loop), reference)
+
+
+def test_the_combined_systems_exercise_every_mechanism():
+    seen = {"iterations": 0, "burst": 0, "cv": 0, "read_passes": 0, "jitter": 0, "byte_window": 0}
+    for seed in range(24):
+        config = combined_config(seed)
+        seen["iterations"] += config.client.loop == "iterations"
+        seen["burst"] += config.producer.mode == "burst"
+        seen["cv"] += config.client.cpu_cv > 0
+        seen["read_passes"] += System(config).read_passes
+        seen["jitter"] += config.link.jitter > 0
+        seen["byte_window"] += System(config).message_bytes > config.link.mss_bytes
+    assert all(seen.values()), seen
