@@ -107,6 +107,9 @@ class EventLoop:
             self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
         if self.io is not None:  # (a pass's cost may be drawn near 0)
             self.lookahead = self.half_rtt + (0.0 if self.bytes is not None else self.up_time)
+        self.via_to_broker = self.jitter or self.io is not None
+        if self.writes is not None:  # acks written a pass at a time (the default path keeps its checks)
+            self.partition, self.merge_downlink = self.partition_written, self.merge_writes
         self.prune_at = 1024
 
     # -- the clients ------------------------------------------------------------------
@@ -177,7 +180,7 @@ class EventLoop:
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
-        if self.jitter or self.io is not None:
+        if self.via_to_broker:
             self.to_broker(c, key, m, departure)
             return
             return
@@ -225,12 +228,18 @@ class EventLoop:
         self.part_pending[p] -= 1
         stored = self.parts[p].serve(now) if self.draw is None else self.parts[p].serve(now, self.draw[p]())
         self.records.stored[m] = stored
-        if self.writes is not None:
-            for entry in self.writes.stored(m, stored):
-                heappush(self.ready, entry)
-        else:
-            self.departed[p].append((stored, key, m))
+        self.departed[p].append((stored, key, m))
         self.merge_downlink(now)
+
+    def partition_written(self, p: int, key: int, m: int, now: float) -> None:
+        """partition() when the acks of a pass are written together: an ack waits in its
+        pass until the last of them is stored, then all go to the downlink's merge."""
+        self.part_pending[p] -= 1
+        stored = self.parts[p].serve(now) if self.draw is None else self.parts[p].serve(now, self.draw[p]())
+        self.records.stored[m] = stored
+        for entry in self.writes.stored(m, stored):
+            heappush(self.ready, entry)
+        self.merge_writes(now)
 
     def next_departure_bound(self, q: int, now: float) -> float:
         """No ack not yet computed leaves partition q before this: its next arrival
@@ -244,8 +253,6 @@ class EventLoop:
         produce an earlier one, or an equal one that goes first by the tie rule.
         ``settled``: everything at this instant that could leave a partition now has
         (the DOWN_WAKE rank comes last), so a departure at ``now`` may go."""
-        if self.writes is not None:
-            return self.merge_writes(now, settled)
         departed = self.departed
         horizon = min((self.next_departure_bound(q, now) for q in range(self.partitions) if not departed[q]),
                       default=INF)
@@ -265,7 +272,7 @@ class EventLoop:
                 horizon = min(horizon, self.next_departure_bound(self.records.partition[m], now))
             self.downlink(m, stored)
 
-    def merge_writes(self, now: float, settled: bool) -> None:
+    def merge_writes(self, now: float, settled: bool = False) -> None:
         """Acks written a pass at a time: the earliest written go on the downlink while no
         pass still open can be written earlier; an open pass has a message not yet stored,
         so it is written no earlier than that message's partition can next store one."""
