@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from sim import build_config, run
-from sim.analytic import capacities, pass_timeline, read_loop_rate, round_trip
+from sim.analytic import bounds, capacities, pass_timeline, read_loop_rate, round_trip
 from sim.engine import READ_PASS_LOOPS, lookahead, run_records
 from sim.model.broker_io import AckWrites, ReadLoops
 from sim.model.system import System
@@ -256,6 +256,8 @@ def test_the_read_loop_ceiling_is_reached_when_every_read_is_full():
     assert read_loop_rate(config) == pytest.approx(ceiling, rel=1e-12)
     assert capacities(system)["read_loop"] == pytest.approx(ceiling, rel=1e-12)
     assert min(capacities(system), key=capacities(system).get) == "read_loop"
+    b = bounds(config)  # the operational bounds see the same demand
+    assert b.bottleneck == "read_loop" and b.max_throughput == pytest.approx(ceiling, rel=1e-12)
     throughput = run(config).summary["throughput_msgs_per_s"]
     assert throughput == pytest.approx(ceiling, rel=0.01)
     assert throughput <= ceiling * 1.0001
