@@ -745,10 +745,7 @@ class EventLoop:
             yield at(env, 0, LOOP_PICK)  # let every ack, timer and producer of this instant act first
             # (right after an iteration, the next starts where it ended: the sum, not the clock's ulps)
             s = env.now if slept or self.last_end == -math.inf else self.last_end
-            t, busy = s, 0.0
-            if s > self.last_end:  # it slept: the wake-up
-                t += wakeup
-                busy += wakeup
+            wake = s > self.last_end  # it slept: the wake-up
             batch, self.ready = self.ready, []
             for producer in self.producers:  # one produce() of each producer that may produce
                 if producer.turn is not None:
@@ -756,17 +753,28 @@ class EventLoop:
                     (batch if sync else self.ready).append((message, returned))
                     turn, producer.turn = producer.turn, None
                     turn.succeed()
+            acks, self.inbox = self.inbox, []
+            core = 0.0
+            if client.cores is not None:  # shared cores: the iteration runs once it has a core
+                core = (wakeup if wake else 0.0) + sum(m.get("send_cost", send_cpu) for m, _ in batch) + sum(
+                    m.get("ack_cost", ack_cpu) for m in acks)
+                if core > 0:
+                    yield client.cores.request((CLIENT_CPU, client.index), core)
+                    s = env.now
+            t, busy = s, 0.0
+            if wake:
+                t += wakeup
+                busy += wakeup
             events = []
             for message, returned in batch:
                 cost = message.get("send_cost", send_cpu)
                 t += cost
                 busy += cost
-            for message in self.inbox:
+            for message in acks:
                 cost = message.get("ack_cost", ack_cpu)
                 t += cost
                 busy += cost
                 events.append((t, "ack", message))
-            self.inbox = []
             if batch:
                 events.append((t, "write", batch))
             self.last_end = client.cpu_free_at = t
@@ -782,6 +790,8 @@ class EventLoop:
                     client.sent += 1
             if env.now < t:  # an iteration of wake-up alone still takes its time
                 yield env.timeout(t - env.now)
+            if core > 0:
+                client.cores.release()
 
     def resolve(self, message: dict, t: float) -> None:
         model = self.model

@@ -14,6 +14,7 @@ import pytest
 from sim import build_config, run
 from sim.analytic import bounds, capacities, core_ceiling
 from sim.engine import run_records
+from sim.measure.schema import row_overrides
 from sim.model.hosts import CorePool, layout, shares_cores
 from sim.model.system import System
 from sim.results import Result
@@ -52,7 +53,9 @@ def test_a_pool_grants_cores_first_come_first_served():
     pool.request(0.0, (2, 0), 1.0)
     pool.request(0.0, (0, 1), 1.0)
     pool.request(0.0, (0, 0), 2.0)
-    assert pool.grant_due(0.0) == [((0, 0), 2.0), ((0, 1), 3.0), ((2, 0), 4.0)]
+    granted = []
+    pool.grant_due(0.0, lambda key, start, cost: granted.append((key, start)) or start + cost)
+    assert granted == [((0, 0), 0.0), ((0, 1), 2.0), ((2, 0), 3.0)] and pool.free == [4.0]
     assert pool.busy == 4.0 and pool.jobs == 3
 
 
@@ -265,12 +268,56 @@ def test_the_layout_puts_clients_round_robin_on_hosts():
     assert lay.users == (3, 2, 5 + 1) and lay.binding
 
 
-@pytest.mark.parametrize("overrides", [{"client.loop": "iterations"}, {"producer.mode": "burst"},
-                                       {"client.cpu_cv": 0.5}])
-def test_the_asyncio_client_on_shared_cores_is_refused_in_one_line(overrides):
-    config = build_config({"clients": 3, "client.host_cores": 1, "producer.messages": 5, **overrides})
-    for simulate in (lambda: run_records(System(config)), lambda: run_simpy(config)):
-        with pytest.raises(ValueError, match="client.host_cores = 1: shared cores do not yet combine"):
-            simulate()
-    # with a core for every process nothing is shared, and it runs
-    assert run(config.replace({"client.host_cores": 3})).summary["acked"] == 15
+def aio_shared_config(seed: int):
+    """A shared-core system whose clients are the asyncio client: event-loop iterations with a
+    wake-up cost, bursts, drawn CPU costs."""
+    r = random.Random(20_000 + seed)
+    ov = dict(shared_config(seed, "random").flat())
+    kind = ["iterations", "burst", "cv"][seed % 3]
+    if kind == "iterations":
+        ov.update({"client.loop": "iterations", "client.wakeup_cpu": r.uniform(0, 150e-6)})
+    elif kind == "burst":
+        ov.update({"producer.mode": "burst", "producer.window": None, "producer.concurrent_task_limit": None,
+                   "producer.rate": None, "producer.messages": r.randint(20, 120)})
+    else:
+        ov["client.cpu_cv"] = r.uniform(0.2, 1.5)
+    ov = {k: v for k, v in ov.items() if not (k == "producer.limiter_poll" and
+                                              ov.get("producer.concurrent_task_limit") is None)}
+    if not shares_cores(System(build_config(ov))):  # (two clients on two cores: make them share one)
+        ov.update({"client.host_cores": 1, "client.hosts": 1})
+    return build_config(ov)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_the_asyncio_client_on_shared_cores_matches_the_simpy_model(seed):
+    config = aio_shared_config(seed)
+    assert shares_cores(System(config))
+    assert_same_messages(config, run_records(System(config)), run_simpy(config))
+
+
+def test_an_iteration_holds_a_core_for_all_its_work():
+    """Two sync clients with event-loop iterations on one core, 10 ms away: an iteration costs a
+    0.1 ms wake-up plus 1 ms per publish or 0.5 ms per ack, all on the core it was granted."""
+    config = pure_network(clients=2, producer__messages=1, client__loop="iterations", client__wakeup_cpu=0.1 * MS,
+                          client__send_cpu=1 * MS, client__ack_cpu=0.5 * MS, link__rtt=10 * MS,
+                          client__host_cores=1)
+    # client 1: 0-1.1 ms (wake-up, publish); client 2 asked at 0 too: 1.1-2.2 ms; acks at 11.1 and 12.2 ms:
+    # client 1 11.1-11.7 (wake-up, ack), client 2 12.2-12.8
+    for a in both_engines(config):
+        assert_times(a, created=[0, 0], sent=[1.1 * MS, 2.2 * MS], stored=[6.1 * MS, 7.2 * MS],
+                     resolved=[11.7 * MS, 12.8 * MS])
+
+
+# -- measurements ----------------------------------------------------------------------------------------
+
+
+def test_measurement_rows_say_where_the_processes_ran():
+    row = {"mode": "window", "window": 100, "producers": 4, "partitions": 2, "messages": 40000, "rtt_ms": 1.25,
+           "host_cores": 2, "colocated": "True"}
+    out = row_overrides(row)
+    assert out["client.host_cores"] == 2 and out["client.hosts"] == 1 and out["broker.colocated"] is True
+    assert shares_cores(System(build_config(out)))
+    assert row_overrides({**row, "colocated": False})["broker.colocated"] is False
+    assert "client.host_cores" not in row_overrides({**row, "host_cores": float("nan"), "colocated": ""})
+    with pytest.raises(ValueError, match="colocated = sometimes: expected true or false"):
+        row_overrides({**row, "colocated": "sometimes"})

@@ -35,6 +35,7 @@ from collections import deque
 from heapq import heappop, heappush
 from itertools import count
 
+from ..model.aioclient import AioClients, uses_aio_client
 from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, CorePool, layout, pool_busy, pooled_client_side
 from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
 from ..model.station import Station
@@ -74,7 +75,12 @@ class HostsLoop:
         self.pools = [CorePool(k) for k in lay.cores]
         self.client_pool = lay.client_pool
         self.broker_pool = lay.broker_pool
-        self.advance, self.state, self.granted = pooled_client_side(system, streams, records, self.ask_client)
+        if uses_aio_client(system):  # the asyncio client (sim.model.aioclient), its work on the pools
+            self.state = aio = AioClients(system, streams, records)
+            self.advance, self.granted = aio.advance, aio.granted
+            aio.ask, aio.pooled = self.ask_client, [pool is not None for pool in lay.client_pool]
+        else:
+            self.advance, self.state, self.granted = pooled_client_side(system, streams, records, self.ask_client)
         self.clients, self.partitions = system.clients, system.partitions
         path = system.path_times
         self.rtt, self.half_rtt, self.window, self.read_cpu = path.rtt, path.half_rtt, path.uplink_window, path.read_cpu
@@ -108,21 +114,25 @@ class HostsLoop:
     def grant(self, pool: int, now: float) -> None:
         if now != self.grant_at[pool]:
             return
-        for (kind, i), done in self.pools[pool].grant_due(now):
+        heap = self.heap
+
+        def settle(key: tuple, start: float, cost: float) -> float:
+            kind, i = key
             if kind == CLIENT_CPU:
-                # the client's next event is now known (this job's end, or one of its own before it)
-                self.granted(i, done)
-                self.wake(i, now)
-            elif kind == READ_LOOP:
-                station = self.reads[i]
-                station.free = done
-                key, m = station.current
-                heappush(self.heap, (done, READS, key, READ_DONE, m))
+                done = self.granted(i, start, cost)
+                self.wake(i, now)  # its next event is known now (this job's end, or one of its own before)
+                return done
+            done = start + cost
+            station = self.reads[i] if kind == READ_LOOP else self.parts[i]
+            station.free = done
+            key, m = station.current
+            if kind == READ_LOOP:
+                heappush(heap, (done, READS, key, READ_DONE, m))
             else:
-                station = self.parts[i]
-                station.free = done
-                key, m = station.current
-                heappush(self.heap, (done, PARTITIONS, key, PART_DONE, m))
+                heappush(heap, (done, PARTITIONS, key, PART_DONE, m))
+            return done
+
+        self.pools[pool].grant_due(now, settle)
         soonest = self.pools[pool].next_due()
         self.grant_at[pool] = soonest
         if soonest < INF:

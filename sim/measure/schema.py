@@ -19,6 +19,8 @@ partitions                  broker.partitions (round-robin from partition 1)
 messages                    producer.messages = messages / producers
 ack_wait_s                  producer.ack_wait
 payload_bytes               producer.payload_bytes
+host_cores                  client.host_cores (the producers' host; all on it)
+colocated = true            broker.colocated (the broker shares that host)
 ==========================  ================================================
 
 The path on loopback has no bandwidth limit and no TCP window to speak of, so
@@ -66,6 +68,18 @@ def _whole(row, key, where, minimum=1) -> int | None:
     return int(value)
 
 
+def _flag(row, key, where) -> bool | None:
+    value = row.get(key)
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip().lower()
+    if text in ("true", "1", "1.0", "yes"):
+        return True
+    if text in ("false", "0", "0.0", "no"):
+        return False
+    raise InputError(f"{where}: {key} = {value}: expected true or false")
+
+
 def row_overrides(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
     """The dotted-key config that stands for one measured row (see the module docstring)."""
     mode = str(row.get("mode", "")).strip()
@@ -90,6 +104,11 @@ def row_overrides(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
         out["producer.ack_wait"] = ack
     if (payload := _whole(row, "payload_bytes", where, minimum=0)) is not None:
         out["producer.payload_bytes"] = payload
+    if (cores := _whole(row, "host_cores", where)) is not None:
+        out["client.host_cores"] = cores
+        out["client.hosts"] = 1
+    if (colocated := _flag(row, "colocated", where)) is not None:
+        out["broker.colocated"] = colocated and cores is not None
     if mode == "window":
         window = _whole(row, "window", where)
         if window is None:

@@ -102,6 +102,12 @@ class AioClients:
         self.open_loop = cfg.producer.rate is not None
         self.burst = cfg.producer.mode == "burst"
         self.sync = cfg.producer.mode == "sync"  # produce() awaits the publish (no task)
+        # shared cores (sim.model.hosts), set by the hosts loop: ask(c, t, cost) when client c's
+        # work (an iteration or a job) wants a core from t; until granted() it decides nothing more
+        self.ask = None
+        self.pooled = [False] * n_clients
+        self.waiting = [False] * n_clients
+        self.plan: list = [None] * n_clients
         self.costs = [c.__next__ for c in streams.client_cpu] if streams.client_cpu is not None else None
         self.cost_of: dict[int, tuple[float, float]] = {}  # drawn (send, ack) of messages not yet done
 
@@ -184,9 +190,14 @@ class AioClients:
         if now >= self.end:
             now = -INF
         cpu, inbox, jobs, batched = self.cpu[c], self.inbox[c], self.jobs[c], self.batched
+        waiting = self.waiting
         while True:
+            if waiting[c]:  # its CPU work waits for a core (shared cores: granted() says when)
+                return INF
             if not cpu and jobs:
                 self._job(c)
+                if waiting[c]:
+                    return INF
             t_timer, who = self._next_timer(c)
             t_cpu = cpu[0][0] if cpu else INF
             t_ack = inbox[0][0] if inbox and not batched else INF
@@ -216,12 +227,8 @@ class AioClients:
         return last if last > s else s
 
     def _iteration(self, c: int, s: float) -> None:
-        t = s
-        busy = 0.0
-        if s > self.last_end[c]:  # it slept: the wake-up
-            t += self.wakeup
-            busy += self.wakeup
-        ready, cpu, inbox = self.ready[c], self.cpu[c], self.inbox[c]
+        wake = s > self.last_end[c]  # it slept: the wake-up
+        ready, inbox = self.ready[c], self.inbox[c]
         batch = list(ready)  # tasks created before s: their first step
         ready.clear()
         for j in self.producers_of[c]:  # the producers that may produce: one produce() each, at s
@@ -234,12 +241,32 @@ class AioClients:
                     self.ready_at[c] = s
                 if self._after_produce(c, j, s, go_on=False):
                     self._produce(c, j, s)  # may it go on in the next iteration?
+        acks = []
+        while inbox and inbox[0][0] <= s:
+            acks.append(inbox.popleft()[1])
+        if self.pooled[c]:  # shared cores: the iteration runs once its host grants it a core
+            cost = (self.wakeup if wake else 0.0) + sum(self._send_cost(m) for m in batch) + sum(
+                self._ack_cost(m) for m in acks)
+            if cost > 0:
+                self.plan[c] = (wake, batch, acks)
+                self.waiting[c] = True
+                self.ask(c, s, cost)
+                return
+        self._lay_out(c, s, wake, batch, acks)
+
+    def _lay_out(self, c: int, s: float, wake: bool, batch: list, acks: list) -> float:
+        """The iteration's work from s: the wake-up, the publishes, each ack; returns its end."""
+        t = s
+        busy = 0.0
+        if wake:
+            t += self.wakeup
+            busy += self.wakeup
         for m in batch:
             cost = self._send_cost(m)
             t += cost
             busy += cost
-        while inbox and inbox[0][0] <= s:
-            _, m = inbox.popleft()
+        cpu = self.cpu[c]
+        for m in acks:
             cost = self._ack_cost(m)
             t += cost
             busy += cost
@@ -249,21 +276,36 @@ class AioClients:
         self.last_end[c] = t
         self.cpu_free[c] = t
         self.cpu_busy[c] += busy
+        return t
+
+    def granted(self, c: int, start: float, cost: float) -> float:
+        """Shared cores: client c's waiting work got a core at ``start``; returns when it ends."""
+        plan, self.plan[c] = self.plan[c], None
+        self.waiting[c] = False
+        if len(plan) == 2:  # one job
+            kind, m = plan
+            return self._place(c, start, kind, m, cost)
+        return self._lay_out(c, start, *plan)
 
     def _job(self, c: int) -> None:
         """per_message: the idle CPU takes the job that became ready first."""
         ready, kind, m = self.jobs[c].popleft()
         last = self.last_end[c]
         s = last if last > ready else ready
-        if kind == WRITE:
-            cost = self._send_cost(m)
-            event = (s + cost, WRITE, [m])
-        else:
-            cost = self._ack_cost(m)
-            event = (s + cost, ACK, m)
+        cost = self._send_cost(m) if kind == WRITE else self._ack_cost(m)
+        if self.pooled[c] and cost > 0:  # shared cores: it runs once its host grants it a core
+            self.plan[c] = (kind, m)
+            self.waiting[c] = True
+            self.ask(c, s, cost)
+            return
+        self._place(c, s, kind, m, cost)
+
+    def _place(self, c: int, s: float, kind: int, m: int, cost: float) -> float:
+        event = (s + cost, WRITE, [m]) if kind == WRITE else (s + cost, ACK, m)
         self.cpu[c].append(event)
         self.last_end[c] = self.cpu_free[c] = event[0]
         self.cpu_busy[c] += cost
+        return event[0]
 
     def _cpu_event(self, c: int, event) -> None:
         t, kind, x = event

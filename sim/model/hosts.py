@@ -45,9 +45,9 @@ class CorePool:
     """``cores`` identical cores, granted first come, first served.
 
     ``request(t, key, cost)`` records that the station ``key`` wants a core from t
-    for ``cost`` seconds; ``grant_due(t)`` grants every request made at t (in key
-    order) and returns ``[(key, done)]``. Requests must be granted in time order:
-    the loop calls ``grant_due`` once everything else at t has happened."""
+    for ``cost`` seconds; ``grant_due(t, settle)`` grants every request made at t (in
+    key order). Requests must be granted in time order: the loop calls ``grant_due``
+    once everything else at t has happened."""
 
     __slots__ = ("cores", "free", "pending", "busy", "jobs")
 
@@ -74,13 +74,16 @@ class CorePool:
         self.jobs += 1
         return done
 
-    def grant_due(self, t: float) -> list:
-        out = []
-        pending = self.pending
+    def grant_due(self, t: float, settle) -> None:
+        """Grant every request made by t, in order: ``settle(key, start, cost)`` places the
+        job and returns when it ends (the core is free again then)."""
+        pending, free = self.pending, self.free
         while pending and pending[0][0] <= t:
             at, key, cost = heappop(pending)
-            out.append((key, self.grant(at, cost)))
-        return out
+            start = at if at >= free[0] else free[0]
+            heapreplace(free, settle(key, start, cost))
+            self.busy += cost
+            self.jobs += 1
 
     def last_free(self) -> float:
         return max(self.free)
@@ -146,11 +149,6 @@ def shares_cores(system: System) -> bool:
 
 def unsupported(system: System) -> str | None:
     """What in ``system`` the hosts loop (and so shared cores) does not take yet, or None."""
-    from .aioclient import uses_aio_client
-
-    if uses_aio_client(system):
-        return ("the asyncio client (client.loop = iterations, producer.mode = burst or client.cpu_cv > 0); "
-                "give every process a core (none) or use client.loop = per_message")
     if system.jitter > 0 or system.segmented:
         return "link.jitter or a TCP window in bytes (messages longer than link.mss_bytes under a finite window)"
     if system.read_passes:
@@ -238,7 +236,8 @@ def pooled_client_side(system: System, streams, records, ask):
     """The clients of ``system`` (``sim.model.clients``) with CPUs that draw from pools.
 
     ``ask(c, t, cost)`` is called when client c's next CPU job wants a core from t;
-    the caller grants it later and calls ``granted(c, done)``. Until then the job
+    the caller grants it later and calls ``granted(c, start, cost)``, which returns
+    when the job ends. Until then the job
     waits at the head of the client's CPU queue, and the client decides nothing
     at or after the earliest moment it could end (``t + cost``): what happens next
     depends on when it does. A client whose entry of ``pools`` is None has a core of
@@ -274,11 +273,13 @@ def pooled_client_side(system: System, streams, records, ask):
         else:
             cpu_free[c] = t + cost
 
-    def granted(c: int, done: float) -> None:
+    def granted(c: int, start: float, cost: float) -> float:
         _, job, m = jobs[c][0]
+        done = start + cost
         jobs[c][0] = (done, job, m)
         waiting[c] = False
         cpu_free[c] = done
+        return done
 
     steps = _pooled_steps(clients, begin)
     advance = _pooled_advancer(clients, _resolver(clients), _timer_firer(clients), steps, begin, waiting)
