@@ -125,17 +125,15 @@ async def produce(spec: dict) -> dict:
     cpu = time.process_time() - cpu0
     probes += await probe(nc, spec["probes"])
     await nc.close()
+    return report(n, tally, cpu, probes)
+
+
+def report(sent: int, tally: Tally, cpu_s: float, probes: list[float]) -> dict:
+    """What one producer process prints when it is done (one JSON line)."""
     return {
-        "sent": n,
-        "acked": len(tally.latencies),
-        "timeouts": tally.timeouts,
-        "late_acks": tally.late_acks,
-        "errors": tally.errors,
-        "last_error": tally.last_error,
-        "first_start": tally.first_start,
-        "last_end": tally.last_end,
-        "cpu_s": cpu,
-        "latencies_s": [round(v, 7) for v in tally.latencies],
+        "sent": sent, "acked": len(tally.latencies), "timeouts": tally.timeouts, "late_acks": tally.late_acks,
+        "errors": tally.errors, "last_error": tally.last_error, "first_start": tally.first_start,
+        "last_end": tally.last_end, "cpu_s": cpu_s, "latencies_s": [round(v, 7) for v in tally.latencies],
         "request_rtts_s": probes,
     }
 
