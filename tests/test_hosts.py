@@ -181,11 +181,11 @@ def test_the_hosts_loop_runs_systems_without_shared_cores(seed):
 
 
 def test_the_hosts_loop_refuses_what_it_does_not_take():
-    config = build_config({"link.jitter": "1ms", "producer.messages": 5})
-    with pytest.raises(ValueError, match="loop 'hosts' does not take link.jitter"):
+    config = build_config({"producer.payload_bytes": "4KiB", "link.window_bytes": "16KiB", "producer.messages": 5})
+    with pytest.raises(ValueError, match="loop 'hosts' does not take a TCP window in bytes"):
         run_records(System(config), loop="hosts")
     shared = config.replace({"clients": 3, "client.host_cores": 1})
-    with pytest.raises(ValueError, match="client.host_cores = 1: shared cores do not yet combine with link.jitter"):
+    with pytest.raises(ValueError, match="client.host_cores = 1: shared cores do not yet combine with a TCP window"):
         run(shared)
     passes = build_config({"clients": 3, "broker.cores": 1, "broker.read_mode": "batched", "producer.messages": 5})
     with pytest.raises(ValueError, match="broker.cores = 1: shared cores do not yet combine with read loops"):
@@ -286,6 +286,16 @@ def aio_shared_config(seed: int):
     if not shares_cores(System(build_config(ov))):  # (two clients on two cores: make them share one)
         ov.update({"client.host_cores": 1, "client.hosts": 1})
     return build_config(ov)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_link_jitter_on_shared_cores_matches_the_simpy_model(seed):
+    r = random.Random(30_000 + seed)
+    base = aio_shared_config(seed) if seed % 2 else shared_config(seed, "random")
+    config = base.replace({"link.jitter": r.uniform(1e-5, 2e-3),
+                                              "link.jitter_cv": r.uniform(0.3, 2.0)})
+    assert shares_cores(System(config))
+    assert_same_messages(config, run_records(System(config)), run_simpy(config))
 
 
 @pytest.mark.parametrize("seed", range(24))

@@ -94,6 +94,11 @@ class HostsLoop:
         self.reads = [_Serial() for _ in range(self.clients)]
         self.parts = [_Serial() for _ in range(self.partitions)]
         self.wake_time = [INF] * self.clients
+        self.jitter = system.jitter > 0  # link.jitter: each message and ack late by its own draw, in order
+        if self.jitter:
+            self.up_jitter = [d.__next__ for d in streams.uplink_jitter]
+            self.down_jitter = [d.__next__ for d in streams.downlink_jitter]
+            self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
         self.uplink_scheduled = [False] * self.clients
         self.grant_at = [INF] * len(self.pools)  # the pending GRANT event of each pool
         if self.window is not None:
@@ -179,7 +184,13 @@ class HostsLoop:
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
-        heappush(self.heap, (departure + self.half_rtt, READS, key, READ_ARRIVE, m))
+        arrival = departure + self.half_rtt
+        if self.jitter:  # its own extra delay, but never ahead of the one before it on its connection
+            arrival += self.up_jitter[c]()
+            if arrival < self.last_up[c]:
+                arrival = self.last_up[c]
+            self.last_up[c] = arrival
+        heappush(self.heap, (arrival, READS, key, READ_ARRIVE, m))
 
     # -- the broker: read loops and partition stages, one job at a time each ------------------
     def start_read(self, c: int, now: float, key: int, m: int) -> None:
@@ -238,6 +249,11 @@ class HostsLoop:
         self.records.stored[m] = now
         c = self.client_of(m)
         arrival = self.down.serve(now) + self.half_rtt
+        if self.jitter:
+            arrival += self.down_jitter[c]()
+            if arrival < self.last_down[c]:
+                arrival = self.last_down[c]
+            self.last_down[c] = arrival
         self.state.inbox[c].append((arrival, m))
         self.wake(c, arrival)
 

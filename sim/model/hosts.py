@@ -149,8 +149,8 @@ def shares_cores(system: System) -> bool:
 
 def unsupported(system: System) -> str | None:
     """What in ``system`` the hosts loop (and so shared cores) does not take yet, or None."""
-    if system.jitter > 0 or system.segmented:
-        return "link.jitter or a TCP window in bytes (messages longer than link.mss_bytes under a finite window)"
+    if system.segmented:
+        return "a TCP window in bytes (messages longer than link.mss_bytes under a finite link.window_bytes)"
     if system.read_passes:
         return "read loops in passes (broker.read_mode = batched, broker.wakeup_cpu or broker.read_cv)"
     return None
