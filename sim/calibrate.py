@@ -606,7 +606,8 @@ def markdown(rows, source: str, config: str, overrides: Mapping[str, Any], holdo
         sets.insert(0, ("out of sample", rows[rows["mode"].isin(list(holdout_modes))]))
     for title, subset in sets:
         for t in targets(subset):
-            out.append(f"| {title} | {t['name']} | {t['shown']} | {t['target']} | {t['rows']} | "
+            name = t["name"].replace("|", "\\|")  # a bar inside a cell would end it
+            out.append(f"| {title} | {name} | {t['shown']} | {t['target']} | {t['rows']} | "
                        f"{'meets it' if t['holds'] else '**misses it**'} |")
     out += ["", "CPU-bound rows: the producer processes were busy at least "
             f"{CPU_BOUND:.0%} of the time (throughput x client CPU per message / processes). p50 and p99 count "

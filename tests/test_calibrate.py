@@ -245,6 +245,6 @@ def test_validate_writes_markdown_with_out_of_sample_targets(table, tmp_path, ca
     out = capsys.readouterr().out
     assert "out of sample (limit, sync):" in out and f"wrote {md}" in out
     text = md.read_text()
-    assert "| out of sample | median |throughput error| | 0% | <= 12% | 2 | meets it |" in text
-    assert "| all | median |throughput error| | 0% | <= 12% | 6 | meets it |" in text
+    assert "| out of sample | median \\|throughput error\\| | 0% | <= 12% | 2 | meets it |" in text
+    assert "| all | median \\|throughput error\\| | 0% | <= 12% | 6 | meets it |" in text
     assert text.count("\n") > 20 and "sim validate" in text
