@@ -126,18 +126,20 @@ def allowed_loops(system: System) -> list[str]:
 
 
 # the loops that run read loops in passes (sim.model.broker_io)
-READ_PASS_LOOPS = ("events", "windows")
+READ_PASS_LOOPS = ("events", "windows", "hosts")
 
 
 def _read_pass_loop(system: System, loop: str | None) -> str:
     """Read loops that run in passes (``broker.read_mode = batched``, a
-    ``broker.wakeup_cpu`` or a ``broker.read_cv``) are taken by the event loop and
-    by the window loop with its network message by message; by default the window
-    loop when there is a lookahead."""
+    ``broker.wakeup_cpu`` or a ``broker.read_cv``) are taken by the event loop, by
+    the window loop with its network message by message, and by the hosts loop; by default the window
+    loop when there is a lookahead, the hosts loop when processes share cores."""
     if loop not in (None, *READ_PASS_LOOPS):
         raise ValueError(
             f"loop {loop!r} does not run read loops in passes (broker.read_mode = batched, broker.wakeup_cpu > 0 "
             f"or broker.read_cv > 0); allowed: {', '.join(READ_PASS_LOOPS)} or the default")
     if loop is None:
+        if shares_cores(system):
+            return "hosts"
         return "events" if lookahead(system) <= 0 else "windows"
     return loop

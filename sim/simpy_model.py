@@ -138,8 +138,10 @@ class ReadLoop:
     bytes (None: one message), and parses the messages that read completes, one after
     the other; a pass costs ``wakeup`` plus ``per_message`` for each, times ``factor()``."""
 
-    def __init__(self, env, cap, message_bytes, wakeup, per_message, factor):
+    def __init__(self, env, cap, message_bytes, wakeup, per_message, factor, cores: "CorePool | None" = None,
+                 core_key: tuple = ()):
         self.env, self.cap, self.size = env, cap, message_bytes
+        self.cores, self.core_key = cores, core_key  # shared cores: a pass is one request for all its CPU
         self.wakeup, self.per_message, self.factor = wakeup, per_message, factor
         self.buffer: deque = deque()  # (arrival, parsed event)
         self.partial = 0  # bytes of the head message read by an earlier pass
@@ -186,7 +188,14 @@ class ReadLoop:
             self.passes += 1
             self.most = max(self.most, count)
             write = AckWrite(env, count) if self.cap is not None and count else None
-            end = start + self.wakeup * factor  # the pass's busy time, summed as the engine sums it
+            seconds = self.wakeup * factor  # the pass's CPU, summed as the engine sums it
+            for _ in range(count):
+                seconds = seconds + self.per_message * factor
+            pooled = self.cores is not None and seconds > 0
+            if pooled:  # the pass waits for a core, then runs from its grant
+                yield self.cores.request(self.core_key, seconds)
+                start = env.now
+            end = start + self.wakeup * factor
             for _ in range(count):
                 end = end + self.per_message * factor
             self.busy_s += end - start
@@ -198,6 +207,8 @@ class ReadLoop:
                     yield env.timeout(step)
                 _, parsed = self.buffer.popleft()
                 parsed.succeed(write)
+            if pooled:
+                self.cores.release()
             self.free_at = env.now
 
 
@@ -469,7 +480,8 @@ class SimPyModel:
             factors = system.read_factors()
             self.read_loops = [
                 ReadLoop(env, system.read_cap_bytes, system.message_bytes, cfg.broker.wakeup_cpu,
-                         cfg.broker.read_cpu, factors[c].__next__) for c in range(system.clients)]
+                         cfg.broker.read_cpu, factors[c].__next__, broker, (READ_LOOP, c))
+                for c in range(system.clients)]
         self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]", broker, (PARTITION, p))
                            for p in range(system.partitions)]
         self.downlink = Station(env, DOWNLINK_PICK, "downlink")

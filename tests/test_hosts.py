@@ -13,7 +13,7 @@ import pytest
 
 from sim import build_config, run
 from sim.analytic import bounds, capacities, core_ceiling
-from sim.engine import run_records
+from sim.engine import allowed_loops, run_records
 from sim.measure.schema import row_overrides
 from sim.model.hosts import CorePool, layout, shares_cores
 from sim.model.system import System
@@ -187,9 +187,112 @@ def test_the_hosts_loop_refuses_what_it_does_not_take():
     shared = config.replace({"clients": 3, "client.host_cores": 1})
     with pytest.raises(ValueError, match="client.host_cores = 1: shared cores do not yet combine with a TCP window"):
         run(shared)
-    passes = build_config({"clients": 3, "broker.cores": 1, "broker.read_mode": "batched", "producer.messages": 5})
-    with pytest.raises(ValueError, match="broker.cores = 1: shared cores do not yet combine with read loops"):
-        run(passes)
+
+
+# -- read loops in passes (sim.model.broker_io) on shared cores ------------------------------------
+
+
+def test_read_passes_take_turns_on_the_brokers_core():
+    """Two nonblocking clients, 10 ms away, two messages each sent at 0; the broker reads in passes
+    (a 1 ms wake-up plus 0.5 ms per message) on one core. Both connections' messages arrive at 5 ms
+    and both loops ask for the core then: connection 0's pass runs first, 5-6 wake-up, parses its
+    messages at 6.5 and 7; connection 1's pass gets the core at 7: parses at 8.5 and 9. A pass's
+    acks leave together at its last store: 7 and 9, back at 12 and 14."""
+    config = pure_network(clients=2, producer__messages=2, producer__mode="nonblocking",
+                          link__rtt=10 * MS, broker__cores=1, broker__read_mode="batched",
+                          broker__wakeup_cpu=1 * MS, broker__read_cpu=0.5 * MS)
+    assert shares_cores(System(config)) and allowed_loops(System(config)) == ["hosts"]
+    for a in both_engines(config):  # producers 0 and 1 (clients 0 and 1), two messages each
+        assert_times(a, stored=[6.5 * MS, 7 * MS, 8.5 * MS, 9 * MS], resolved=[12 * MS, 12 * MS, 14 * MS, 14 * MS])
+    # a core each: both passes run at once, 5-6.5 and 7
+    apart = both_engines(config.replace({"broker.cores": 2}))
+    for a in apart:
+        assert_times(a, stored=[6.5 * MS, 7 * MS] * 2, resolved=[12 * MS] * 4)
+
+
+def test_a_pass_with_a_read_factor_holds_the_core_for_its_whole_drawn_time():
+    """One connection per_message with a drawn factor, on the core a partition (2 ms) also uses: a
+    pass asks the core for (wake-up + read_cpu) x its factor, and starts its parse when granted."""
+    config = pure_network(clients=1, producer__messages=3, producer__mode="nonblocking", link__rtt=10 * MS,
+                          broker__cores=1, broker__wakeup_cpu=1 * MS, broker__read_cpu=0.5 * MS,
+                          broker__read_cv=0.5, broker__service_time=2 * MS)
+    system = System(config)
+    assert shares_cores(system)
+    f = [next(d) for d in [system.read_factors()[0]] for _ in range(3)]
+    # pass 1 at 5 parses at p1; at p1 the second pass and the partition's first job both ask the core,
+    # and at one instant a read loop goes first: the second pass p1 .. p2, the partition p2 .. s1
+    p1 = 5 * MS + 1 * MS * f[0] + 0.5 * MS * f[0]
+    p2 = p1 + 1 * MS * f[1] + 0.5 * MS * f[1]
+    s1 = p2 + 2 * MS
+    # the third pass asked at p2, after the partition's job (asked at p1): it gets the core at s1, and
+    # the partition's second job (asked at s1) waits for it
+    p3 = s1 + 1 * MS * f[2] + 0.5 * MS * f[2]
+    s2 = p3 + 2 * MS
+    s3 = s2 + 2 * MS
+    for a in both_engines(config):
+        assert_times(a, stored=[s1, s2, s3], resolved=[s1 + 5 * MS, s2 + 5 * MS, s3 + 5 * MS])
+
+
+def passes_shared_config(seed: int):
+    """A random shared-core system (sync or asyncio clients) whose broker reads in passes."""
+    r = random.Random(40_000 + seed)
+    config = aio_shared_config(seed) if seed % 3 == 0 else shared_config(seed, "random" if seed % 2 else "round")
+    ov = dict(config.flat())
+    ov["broker.read_mode"] = r.choice(["batched", "batched", "batched", "per_message"])
+    if ov["broker.read_mode"] == "batched":
+        ov["broker.read_bytes"] = r.choice([64, 700, 2000, 8000, 65536])
+    ov["broker.wakeup_cpu"] = r.choice([0, r.uniform(1e-6, 200e-6), r.uniform(1e-6, 200e-6)])
+    ov["broker.read_cv"] = r.choice([0, r.uniform(0.1, 1.5)])
+    if ov["broker.read_mode"] == "per_message" and ov["broker.wakeup_cpu"] == 0 and ov["broker.read_cv"] == 0:
+        ov["broker.wakeup_cpu"] = 20e-6
+    if ov.get("broker.cores") is None and not ov.get("broker.colocated"):
+        ov["broker.cores"] = 1  # the read loops' passes themselves wait for a core
+    return build_config(ov)
+
+
+PASSES_SHARED = range(30)
+
+
+@pytest.mark.parametrize("seed", PASSES_SHARED)
+def test_read_passes_on_shared_cores_match_the_simpy_model_in_every_allowed_loop(seed):
+    config = passes_shared_config(seed)
+    system = System(config)
+    assert system.read_passes
+    reference = run_simpy(config)
+    loops = allowed_loops(system)
+    if shares_cores(system):
+        assert loops == ["hosts"]
+    else:
+        loops.append("hosts")  # (it runs any system)
+    for loop in [None, *loops]:
+        assert_same_messages(config, run_records(system, loop=loop), reference)
+
+
+def test_the_pass_systems_share_cores_and_batch():
+    """Counted, not assumed: most of the systems above bind their cores, read several messages in
+    one pass, and use the asyncio client's iterations; there, passes do wait for cores."""
+    binding = batched = iterations = waited = 0
+    for seed in PASSES_SHARED:
+        config = passes_shared_config(seed)
+        if not shares_cores(System(config)):
+            continue
+        binding += 1
+        batched += config.broker.read_mode == "batched"
+        iterations += config.client.loop == "iterations"
+        free = config.replace({"client.host_cores": None, "client.hosts": 1, "broker.cores": None,
+                               "broker.colocated": False})
+        ours, theirs = Result(config, run_records(System(config))), run(free)
+        a, b = np.sort(ours.arrays["stored"]), np.sort(theirs.arrays["stored"])
+        waited += a.size != b.size or not np.allclose(a, b, rtol=0, atol=1e-12, equal_nan=True)
+    assert binding >= 25 and batched >= 15 and iterations >= 3 and waited >= 15, (binding, batched, iterations,
+                                                                                  waited)
+
+
+@pytest.mark.parametrize("loop", ["single", "vectors"])
+def test_loops_without_passes_refuse_them_on_shared_cores(loop):
+    config = build_config({"clients": 3, "broker.cores": 1, "broker.read_mode": "batched", "producer.messages": 5})
+    with pytest.raises(ValueError, match="does not run read loops in passes"):
+        run_records(System(config), loop=loop)
 
 
 @pytest.mark.parametrize("loop", ["single", "events", "windows", "vectors"])

@@ -17,6 +17,12 @@ time order:
   connection and the stage of each partition, one job at a time; a job starts
   when it has arrived and the station is free, and asks its pool for a core;
   a partition's departure enters the shared downlink at once;
+* ``READ_PASS`` / ``PARSED``, ``ACKS_WRITTEN``: a read loop in passes
+  (``sim.model.broker_io``) starts a pass once every arrival of its instant is
+  in; the pass takes what has arrived, asks its pool for one core for all of
+  it and is laid out from the grant; each message reaches its partition when
+  parsed. The acks of a pass are written at its last store, and those written
+  at one instant enter the downlink in connection order;
 * ``GRANT``: once everything else at an instant has happened, each pool grants
   the cores asked for at that instant (``CorePool.grant_due``).
 
@@ -36,6 +42,7 @@ from heapq import heappop, heappush
 from itertools import count
 
 from ..model.aioclient import AioClients, uses_aio_client
+from ..model.broker_io import AckWrites, ReadLoops
 from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, CorePool, layout, pool_busy, pooled_client_side
 from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
 from ..model.station import Station
@@ -43,7 +50,11 @@ from ..model.system import System
 from .common import finish
 
 UPLINK, CLIENT, READ_ARRIVE, READ_DONE, PART_DONE, GATE_UP, GRANT = range(7)
+READ_PASS, PARSED, ACKS_WRITTEN = 7, 8, 9
 CLIENTS_FIRST, UPLINK_NEXT, READS, PARTITIONS, POOLS_LAST = range(5)
+PASSES = 2.5  # a read pass starts once every arrival of its instant is in, before the partitions
+PARSE = 2.75  # then what the passes parse at that instant reaches its partition, in connection order
+WRITES = 3.5  # the acks written at an instant enter the downlink after every store of that instant
 INF = math.inf
 
 
@@ -94,6 +105,12 @@ class HostsLoop:
         self.reads = [_Serial() for _ in range(self.clients)]
         self.parts = [_Serial() for _ in range(self.partitions)]
         self.wake_time = [INF] * self.clients
+        # read loops in passes (sim.model.broker_io): a pass is one job, one core request
+        self.io = ReadLoops(system) if system.read_passes else None
+        self.writes = AckWrites() if system.read_cap_bytes is not None else None
+        self.reading = [False] * self.clients  # a pass of the loop is due, waits for its core or runs
+        self.pass_of: list = [None] * self.clients  # (count, factor) of the pass waiting for its core
+        self.written: list = []  # acks written at this instant: (key, m), into the downlink in key order
         self.jitter = system.jitter > 0  # link.jitter: each message and ack late by its own draw, in order
         if self.jitter:
             self.up_jitter = [d.__next__ for d in streams.uplink_jitter]
@@ -127,6 +144,8 @@ class HostsLoop:
                 done = self.granted(i, start, cost)
                 self.wake(i, now)  # its next event is known now (this job's end, or one of its own before)
                 return done
+            if kind == READ_LOOP and self.io is not None:
+                return self.run_pass(i, start)
             done = start + cost
             station = self.reads[i] if kind == READ_LOOP else self.parts[i]
             station.free = done
@@ -192,6 +211,44 @@ class HostsLoop:
             self.last_up[c] = arrival
         heappush(self.heap, (arrival, READS, key, READ_ARRIVE, m))
 
+    # -- read loops in passes: a pass reads what has arrived, asks one core for all of it ----
+    def pass_arrive(self, now: float, key: int, m: int) -> None:
+        c = self.client_of(m)
+        self.io.buffers[c].append((now, key, m))
+        if not self.reading[c]:
+            self.reading[c] = True
+            heappush(self.heap, (now, PASSES, c, READ_PASS, c))
+
+    def pass_due(self, c: int, now: float) -> None:
+        """Connection c's loop may start a pass (bytes arrived, or its last pass ended)."""
+        io = self.io
+        if not io.buffers[c]:
+            self.reading[c] = False
+            return
+        count = io.take(c, now)
+        factor = io.factors[c]()
+        cost = io.cost(count, factor)
+        self.pass_of[c] = (count, factor)
+        if cost > 0 and self.broker_pool is not None:
+            self.ask(self.broker_pool, now, (READ_LOOP, c), cost)
+        else:
+            self.run_pass(c, now)
+
+    def run_pass(self, c: int, start: float) -> float:
+        """The pass has its core from ``start``: each message reaches its partition as it is
+        parsed; the loop looks for more when the pass ends (returned)."""
+        count, factor = self.pass_of[c]
+        self.pass_of[c] = None
+        parsed = self.io.lay_out(c, start, count, factor)
+        if self.writes is not None:
+            self.writes.open(parsed)
+        heap = self.heap
+        for t, key, m in parsed:
+            heappush(heap, (t, PARSE, key, PARSED, m))
+        end = self.io.free[c]
+        heappush(heap, (end, PASSES, c, READ_PASS, c))
+        return end
+
     # -- the broker: read loops and partition stages, one job at a time each ------------------
     def start_read(self, c: int, now: float, key: int, m: int) -> None:
         station = self.reads[c]
@@ -233,6 +290,9 @@ class HostsLoop:
         station.current = None
         if station.queue:
             self.start_read(c, now, *station.queue.popleft())
+        self.to_partition(now, key, m)
+
+    def to_partition(self, now: float, key: int, m: int) -> None:
         p = self.records.partition[m]
         part = self.parts[p]
         if part.current is None:
@@ -247,6 +307,22 @@ class HostsLoop:
         if station.queue:
             self.start_part(p, now, *station.queue.popleft())
         self.records.stored[m] = now
+        if self.writes is not None:  # the ack waits for the last store of its pass
+            written = self.writes.stored(m, now)
+            if written:
+                if not self.written:
+                    heappush(self.heap, (now, WRITES, 0, ACKS_WRITTEN, 0))
+                self.written.extend((k, n) for _, k, n in written)
+            return
+        self.to_downlink(now, m)
+
+    def write_acks(self, now: float) -> None:
+        """The acks written at ``now`` enter the downlink, in connection order."""
+        written, self.written = sorted(self.written), []
+        for _, m in written:
+            self.to_downlink(now, m)
+
+    def to_downlink(self, now: float, m: int) -> None:
         c = self.client_of(m)
         arrival = self.down.serve(now) + self.half_rtt
         if self.jitter:
@@ -281,7 +357,16 @@ class HostsLoop:
                     self.uplink_scheduled[x] = False
                 self.to_uplink(x, key, m, now)
             elif kind == READ_ARRIVE:
-                self.read_arrive(now, key, x)
+                if self.io is None:
+                    self.read_arrive(now, key, x)
+                else:
+                    self.pass_arrive(now, key, x)
+            elif kind == READ_PASS:
+                self.pass_due(x, now)
+            elif kind == PARSED:
+                self.to_partition(now, key, x)
+            elif kind == ACKS_WRITTEN:
+                self.write_acks(now)
             elif kind == READ_DONE:
                 self.read_done(now, key, x)
             elif kind == PART_DONE:
@@ -291,9 +376,13 @@ class HostsLoop:
             else:  # GATE_UP
                 self.reopen(x, now)
         stations = (self.up, self.down, *self.reads, *self.parts)
+        free = [s.free for s in stations]
+        if self.io is not None:
+            free[2:2 + self.clients] = self.io.free
         # busy = jobs x service for a constant service time, as in every loop
         parts = [s.jobs * self.service_time if self.deterministic else s.busy for s in self.parts]
-        busy = {"uplink": [self.up.busy], "read_loop": [s.jobs * self.read_cpu for s in self.reads],
+        reads = list(self.io.busy) if self.io is not None else [s.jobs * self.read_cpu for s in self.reads]
+        busy = {"uplink": [self.up.busy], "read_loop": reads,
                 "partition": parts, "downlink": [self.down.busy]}
         busy.update(pool_busy(self.layout, [pool.busy for pool in self.pools]))
-        return finish(self.records, self.state, cut, self.end, [s.free for s in stations], busy)
+        return finish(self.records, self.state, cut, self.end, free, busy)

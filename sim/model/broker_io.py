@@ -75,6 +75,12 @@ class ReadLoops:
     def read(self, c: int, start: float) -> list:
         """Run connection c's pass at ``start`` (= :meth:`next_pass`): it reads what has
         arrived by ``start``; returns ``[(parsed, key, m), ...]`` of the messages it completes."""
+        count = self.take(c, start)
+        return self.lay_out(c, start, count, self.factors[c]())
+
+    def take(self, c: int, start: float) -> int:
+        """How many messages connection c's pass starting at ``start`` completes (it reads
+        what has arrived by then; the bytes of a message it cuts stay read)."""
         buffer, size, cap = self.buffers[c], self.message_bytes, self.cap
         if cap is None:
             count = 1
@@ -92,7 +98,21 @@ class ReadLoops:
                 done = partial + read
                 count = done // size
                 self.partial[c] = done - count * size
-        factor = self.factors[c]()
+        return count
+
+    def cost(self, count: int, factor: float) -> float:
+        """The CPU seconds of a pass of ``count`` messages and factor ``factor``, summed
+        as :meth:`lay_out` sums them."""
+        t = self.wakeup * factor
+        step = self.per_message * factor
+        for _ in range(count):
+            t = t + step
+        return t
+
+    def lay_out(self, c: int, start: float, count: int, factor: float) -> list:
+        """Connection c's pass of ``count`` messages runs from ``start`` (when it has its
+        core): ``[(parsed, key, m), ...]``."""
+        buffer = self.buffers[c]
         t = start + self.wakeup * factor
         step = self.per_message * factor
         out = []

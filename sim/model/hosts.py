@@ -134,7 +134,8 @@ def layout(system: System) -> Layout:
         broker_pool = len(cores) - 1
     if broker_pool is not None:
         b = cfg.broker
-        users[broker_pool] += (system.clients if b.read_cpu > 0 else 0) + (
+        reads = b.read_cpu > 0 or (system.read_passes and b.wakeup_cpu > 0)
+        users[broker_pool] += (system.clients if reads else 0) + (
             system.partitions if b.service_time > 0 else 0)
     return Layout(tuple(cores), tuple(users), tuple(client_pool), broker_pool, tuple(names))
 
@@ -151,8 +152,6 @@ def unsupported(system: System) -> str | None:
     """What in ``system`` the hosts loop (and so shared cores) does not take yet, or None."""
     if system.segmented:
         return "a TCP window in bytes (messages longer than link.mss_bytes under a finite link.window_bytes)"
-    if system.read_passes:
-        return "read loops in passes (broker.read_mode = batched, broker.wakeup_cpu or broker.read_cv)"
     return None
 
 
