@@ -434,3 +434,16 @@ def test_measurement_rows_say_where_the_processes_ran():
     assert "client.host_cores" not in row_overrides({**row, "host_cores": float("nan"), "colocated": ""})
     with pytest.raises(ValueError, match="colocated = sometimes: expected true or false"):
         row_overrides({**row, "colocated": "sometimes"})
+
+
+def test_the_core_bound_counts_a_read_pass_wake_up_over_a_full_read():
+    """A broker on one core with read passes: each message costs its parse, its partition stage
+    and its share of a full read's wake-up (64 KiB of 703-byte messages: 93.2 per read)."""
+    config = build_config({"producer.mode": "nonblocking", "producer.window": 200, "producer.messages": 4000,
+                           "clients": 4, "broker.cores": 1, "broker.read_mode": "batched",
+                           "broker.wakeup_cpu": "93.2us", "link.rtt": 0, "link.bandwidth": "inf",
+                           "client.send_cpu": "30us", "client.ack_cpu": "10us", "broker.read_cpu": "5us",
+                           "broker.service_time": "15us"})
+    per_message = 93.2e-6 * 703 / 65536 + 5e-6 + 15e-6
+    assert core_ceiling(config) == pytest.approx(1 / per_message, rel=1e-12)
+    assert run(config).summary["throughput_msgs_per_s"] <= 1 / per_message * (1 + 1e-9)

@@ -189,7 +189,8 @@ def pool_demands(system: System) -> list[tuple[str, float, int]]:
     each runs on one core at a time).
 
     Clients are symmetric (each carries 1/clients of the messages); every message passes
-    one read loop and one partition stage. So the pools cap the throughput at
+    one read loop (at its least cost: full reads, see ``System.read_cost_per_message``)
+    and one partition stage. So the pools cap the throughput at
     min over pools of usable cores / demand (:func:`sim.analytic.core_ceiling`)."""
     cfg = system.config
     lay = layout(system)
@@ -198,8 +199,8 @@ def pool_demands(system: System) -> list[tuple[str, float, int]]:
     for i, (name, cores) in enumerate(zip(lay.names, lay.cores)):
         share = sum(1 for p in lay.client_pool if p == i) / system.clients
         demand = share * client_cost
-        if lay.broker_pool == i:
-            demand += cfg.broker.read_cpu + cfg.broker.service_time
+        if lay.broker_pool == i:  # a read pass's wake-up spread over a full read's messages
+            demand += system.read_cost_per_message() + cfg.broker.service_time
         usable = min(cores, lay.users[i]) if lay.users[i] else cores
         label = "broker_cpu" if name == "broker" else f"host_cpu[{name[5:-1]}]"
         out.append((label, demand, usable))
