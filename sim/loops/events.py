@@ -55,8 +55,41 @@ def run_events(system: System, bytes_gate: bool = False) -> Records:
     return EventLoop(system, bytes_gate).run()
 
 
-class EventLoop:
+class WholeMessageGate:
+    """A connection's TCP window counted in whole messages, for a loop with an event heap:
+    message n enters the uplink once message n - window has been released (one RTT after
+    it left). The loop provides ``window`` (None: no window), ``waiting``, ``released``,
+    ``entered``, ``heap``, ``uplink(c, key, m, now)``, and the rank and kind of its
+    window-reopening event (``gate_rank``, ``gate_kind``)."""
+
+    def gate(self, c: int, key: int, m: int, now: float) -> None:
+        if self.window is None:
+            self.uplink(c, key, m, now)
+        elif self.waiting[c]:
+            self.waiting[c].append((key, m))
+        else:
+            release = self.released[c][self.entered[c] % self.window]
+            if release <= now:
+                self.uplink(c, key, m, now)
+            else:
+                self.waiting[c].append((key, m))
+                heappush(self.heap, (release, self.gate_rank, key, self.gate_kind, c))
+
+    def reopen(self, c: int, now: float) -> None:
+        """Let the head of c's TCP window queue in; the next one gets its own event, so
+        that messages of several connections let in at one instant go in connection order."""
+        queue, window = self.waiting[c], self.window
+        if queue and self.released[c][self.entered[c] % window] <= now:
+            self.uplink(c, *queue.popleft(), now)
+        if queue:
+            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), self.gate_rank,
+                                 queue[0][0], self.gate_kind, c))
+
+
+class EventLoop(WholeMessageGate):
     """The heap and the stations of one run; each method handles one kind of event."""
+
+    gate_rank, gate_kind = UPLINK_NEXT, GATE_UP
 
     def __init__(self, system: System, bytes_gate: bool = False):
         cfg = system.config
@@ -132,26 +165,8 @@ class EventLoop:
             jobs: list = []
             self.bytes[c].arrive(entry, now, jobs)
             self.serve_jobs(c, jobs, now)
-        elif self.window is None:
-            self.uplink(c, key, m, now)
-        elif self.waiting[c]:
-            self.waiting[c].append((key, m))
         else:
-            release = self.released[c][self.entered[c] % self.window]
-            if release <= now:
-                self.uplink(c, key, m, now)
-            else:
-                self.waiting[c].append((key, m))
-                heappush(self.heap, (release, UPLINK_NEXT, key, GATE_UP, c))
-
-    def reopen(self, c: int, now: float) -> None:
-        """Let the head of c's TCP window queue in; the next one gets its own event, so
-        that messages of several connections let in at one instant go in connection order."""
-        queue, window = self.waiting[c], self.window
-        if queue and self.released[c][self.entered[c] % window] <= now:
-            self.uplink(c, *queue.popleft(), now)
-        if queue:
-            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), UPLINK_NEXT, queue[0][0], GATE_UP, c))
+            self.gate(c, key, m, now)
 
     def reopen_bytes(self, c: int, now: float) -> None:
         """A GATE_UP of a window in bytes: releases due now let its backlog go."""

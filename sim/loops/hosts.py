@@ -48,6 +48,7 @@ from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
 from ..model.station import Station
 from ..model.system import System
 from .common import finish
+from .events import WholeMessageGate
 
 UPLINK, CLIENT, READ_ARRIVE, READ_DONE, PART_DONE, GATE_UP, GRANT = range(7)
 READ_PASS, PARSED, ACKS_WRITTEN = 7, 8, 9
@@ -75,7 +76,9 @@ class _Serial:
         self.jobs = 0
 
 
-class HostsLoop:
+class HostsLoop(WholeMessageGate):
+    gate_rank, gate_kind = UPLINK_NEXT, GATE_UP
+
     def __init__(self, system: System):
         cfg = system.config
         self.system = system
@@ -176,28 +179,7 @@ class HostsLoop:
             self.uplink_scheduled[c] = True
             heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + c, UPLINK, c))
 
-    # -- the connection's TCP window and the uplink (as in sim.loops.events) ---------------------
-    def to_uplink(self, c: int, key: int, m: int, now: float) -> None:
-        if self.window is None:
-            self.uplink(c, key, m, now)
-        elif self.waiting[c]:
-            self.waiting[c].append((key, m))
-        else:
-            release = self.released[c][self.entered[c] % self.window]
-            if release <= now:
-                self.uplink(c, key, m, now)
-            else:
-                self.waiting[c].append((key, m))
-                heappush(self.heap, (release, UPLINK_NEXT, key, GATE_UP, c))
-
-    def reopen(self, c: int, now: float) -> None:
-        queue, window = self.waiting[c], self.window
-        if queue and self.released[c][self.entered[c] % window] <= now:
-            self.uplink(c, *queue.popleft(), now)
-        if queue:
-            heappush(self.heap, (max(now, self.released[c][self.entered[c] % window]), UPLINK_NEXT, queue[0][0],
-                                 GATE_UP, c))
-
+    # -- the connection's TCP window: WholeMessageGate (gate, reopen); then the uplink ------------
     def uplink(self, c: int, key: int, m: int, now: float) -> None:
         departure = self.up.serve(now)
         if self.window is not None:
@@ -355,7 +337,7 @@ class HostsLoop:
                     heappush(heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + x, UPLINK, x))
                 else:
                     self.uplink_scheduled[x] = False
-                self.to_uplink(x, key, m, now)
+                self.gate(x, key, m, now)
             elif kind == READ_ARRIVE:
                 if self.io is None:
                     self.read_arrive(now, key, x)
