@@ -71,7 +71,8 @@ def round_trip(config: SimConfig | System) -> float:
     serialization of the message and of its ack, the broker's read loop (one
     pass of one message: ``wakeup_cpu`` + ``read_cpu``) and the partition
     stage's mean service time; with ``client.loop = iterations``, the wake-up
-    of the idle event loop the ack finds.
+    of the idle event loop the ack finds; with a relay on the path (``link.relay``),
+    one chunk of ``link.relay_cpu`` each way (``sim.model.relay``).
     """
     s = _system(config)
     cfg = s.config
@@ -85,6 +86,7 @@ def round_trip(config: SimConfig | System) -> float:
         + cfg.broker.service_time
         + wakeup(s)
         + cfg.broker.wakeup_cpu
+        + (2 * cfg.link.relay_cpu if cfg.link.relay else 0.0)
     )
 
 

@@ -318,6 +318,21 @@ class LinkConfig(_Group):
         le=100,
         allow_inf_nan=False,
     )
+    relay: bool = _field(
+        False,
+        "every byte goes through one relay process that reads it and writes it on (a proxy, a sidecar, a TLS "
+        "terminator); `sim measure`'s delay proxy is one. A message or ack crosses it as it leaves the shared "
+        "link, and travels its RTT/2 after it; false = a direct path, as the article's model has",
+        "true or false",
+    )
+    relay_cpu: Duration = _field(
+        0.0,
+        "the relay's CPU per chunk: what one pass reads from one socket (one direction of one connection), "
+        "covering its read and its later write; ~12-15 us for the project's asyncio delay proxy (25-30 us per "
+        "message at one message per chunk each way); 0 = a relay that only moves bytes in time",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
 
 
 class BrokerConfig(_Group):
@@ -516,6 +531,7 @@ class SimConfig(_Group):
              "client.host_cores is not set (every client process has a core of its own)"),
             ("broker.colocated", self.client.host_cores is None,
              "client.host_cores is not set (the shared host has a core for everyone)"),
+            ("link.relay_cpu", not self.link.relay, "link.relay is false (no relay on the path)"),
         ]
         out = []
         for key, unused, why in checks:

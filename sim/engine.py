@@ -44,6 +44,7 @@ from .loops.single import applies, run_single_stream
 from .loops.windows import expected_batch, run_windows, scalar_only
 from .model.hosts import check_supported, shares_cores
 from .model.hosts import unsupported as hosts_unsupported
+from .model.relay import relayed
 from .model.records import ACKED, IN_FLIGHT, STATUS_NAMES, TIMED_OUT, Records
 from .model.network import WindowEngaged
 from .model.system import System
@@ -59,7 +60,8 @@ def run_records(system: System, loop: str | None = None) -> Records:
     (``sim.loops.single``), else the window loop, its network computed with
     numpy when windows carry many messages, and the event loop when there is no
     lookahead; the hosts loop (``sim.loops.hosts``) when processes share cores,
-    which no other loop can run. ``loop`` forces one: "single", "events",
+    which no other loop can run, and when a relay is on the path (``link.relay``,
+    ``sim.model.relay``), likewise. ``loop`` forces one: "single", "events",
     "windows" (the network message by message), "vectors" (the network with
     numpy) or "hosts" (every station in global time order); :func:`allowed_loops`
     says which take ``system`` (a TCP window in bytes that may bind, and link.jitter,
@@ -68,6 +70,12 @@ def run_records(system: System, loop: str | None = None) -> Records:
     if loop not in (None, "events", "windows", "vectors", "single", "hosts"):
         raise ValueError(f"unknown loop {loop!r}")
     check_time_range(system)
+    if relayed(system):  # a relay on the path: only the hosts loop takes it
+        if loop not in (None, "hosts"):
+            raise ValueError(f"loop {loop!r} cannot run a relay on the path (link.relay): one process serves "
+                             "every connection in both directions; use loop='hosts' (the default for it)")
+        check_supported(system)
+        return run_hosts(system)
     if system.read_passes:
         loop = _read_pass_loop(system, loop)
     if loop == "vectors" and scalar_only(system):
@@ -111,7 +119,7 @@ def _general(system: System, loop: str | None, bytes_gate: bool) -> Records:
 
 def allowed_loops(system: System) -> list[str]:
     """The loops ``run_records(system, loop=...)`` accepts for ``system``."""
-    if shares_cores(system):
+    if shares_cores(system) or relayed(system):
         return ["hosts"]
     out = ["events"]
     if lookahead(system) > 0:

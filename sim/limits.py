@@ -47,6 +47,7 @@ VOCABULARY = {
     "read_loop": "the broker's per-connection read loop is saturated",
     "partition": "a partition's stage (its lock) is saturated",
     "downlink": "the shared downlink bandwidth is saturated",
+    "relay": "the relay on the path (link.relay: a proxy), one process for every connection, is saturated",
     "connection_window": "each connection's TCP window is full (window / RTT; with loss the Mathis window)",
     "host_cpu": "the cores of a host, shared by its client processes (and a co-located broker), are all busy",
     "broker_cpu": "the broker's cores (broker.cores), shared by its read loops and partition stages, are all busy",
@@ -57,7 +58,7 @@ VOCABULARY = {
 }
 
 STATIONS = ("client_cpu", "uplink", "read_loop", "partition", "downlink")
-PATH = ("client_cpu", "connection_window", "uplink", "read_loop", "partition", "downlink",  # in a message's order
+PATH = ("client_cpu", "connection_window", "uplink", "relay", "read_loop", "partition", "downlink",  # in a message's order
         "host_cpu", "broker_cpu")  # (shared cores come last: their processes look busy because of them)
 
 

@@ -15,6 +15,7 @@ STATION_NAMES = {
     "read_loop": "broker read loop",
     "partition": "partition stage (lock)",
     "downlink": "downlink bandwidth",
+    "relay": "relay on the path (proxy)",
     "host_cpu": "shared cores of a host",
     "broker_cpu": "broker's shared cores",
 }

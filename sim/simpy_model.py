@@ -27,7 +27,10 @@ The pieces, as the real system has them:
   ``broker.read_cv``), a :class:`ReadLoop` process: each pass reads what has
   arrived, up to ``broker.read_bytes``, and hands each message to its partition
   as it parses it; the acks of one batched pass wait for one another
-  (:class:`AckWrite`) and enter the downlink together.
+  (:class:`AckWrite`) and enter the downlink together;
+* a **relay** on the path (``link.relay``: a proxy such as ``sim measure``'s) is a
+  :class:`Relay` process: each message, and each ack, reaches it as it leaves the
+  shared link and travels its RTT/2 once the relay's pass has copied it.
 
 One message is one process that walks the path: the client CPU, the window,
 the uplink, half an RTT, the read loop, the partition, the downlink, half an
@@ -58,7 +61,8 @@ import simpy
 from .config import SimConfig
 from .model.aioclient import uses_aio_client
 from .model.flow import FlowPolicy, policy_for
-from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, check_supported, layout, pool_busy
+from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, check_supported, layout, pool_busy
+from .model.relay import pass_cost
 from .model.records import ACKED, IN_FLIGHT, LATE, TIMED_OUT, RecordBuffer, Records
 from .model.system import System
 
@@ -73,6 +77,7 @@ LOOP_PICK = TIMER + 0.5
 # a window in bytes: bytes freed at an instant come first (URGENT), then the backlog they
 # let go (GATE_WAKE), then messages handed to the connection at that instant (NORMAL)
 GATE_WAKE = 0.5
+RELAY_PICK = 7.5  # a relay's pass starts after every other station's pick of the instant
 POOL_PICK = 8  # a pool of shared cores grants what was asked at an instant after everything else
 
 
@@ -207,6 +212,63 @@ class ReadLoop:
                     yield env.timeout(step)
                 _, parsed = self.buffer.popleft()
                 parsed.succeed(write)
+            if pooled:
+                self.cores.release()
+            self.free_at = env.now
+
+
+class Relay:
+    """One relay process for the whole path (``sim.model.relay``): a socket per connection
+    each way. It sleeps until bytes wait; a pass then reads every socket with bytes
+    waiting, one chunk each (uplink sockets by connection, then downlink sockets), for
+    ``cpu`` per chunk: with shared cores ``cores`` it asks for one core for the whole
+    pass; chunk k is done ``cpu`` after chunk k - 1 (the first, ``cpu`` after the pass's
+    start), and what it carries goes on then. The next pass starts when this one ends."""
+
+    def __init__(self, env: simpy.Environment, clients: int, cpu: float, cores: "CorePool | None" = None):
+        self.env, self.cpu, self.cores = env, cpu, cores
+        self.sockets = ([deque() for _ in range(clients)], [deque() for _ in range(clients)])  # events waiting
+        self.busy_s = 0.0
+        self.free_at = 0.0
+        self.passes = 0
+        self._wake: simpy.Event | None = None
+        env.process(self._run())
+
+    def arrive(self, way: int, c: int) -> simpy.Event:
+        """A message (way 0) or an ack (way 1) of connection c reaches the relay now; the
+        event fires when its chunk is done."""
+        done = self.env.event()
+        self.sockets[way][c].append(done)
+        if self._wake is not None:
+            self._wake.succeed()
+            self._wake = None
+        return done
+
+    def _run(self):
+        env, cpu = self.env, self.cpu
+        while True:
+            if not any(socket for sockets in self.sockets for socket in sockets):
+                self._wake = env.event()
+                yield self._wake
+            yield at(env, 0, RELAY_PICK)  # let every arrival of this instant in
+            chunks = []
+            for sockets in self.sockets:
+                for socket in sockets:
+                    if socket:
+                        chunks.append(list(socket))
+                        socket.clear()
+            seconds = pass_cost(cpu, len(chunks))
+            pooled = self.cores is not None and seconds > 0
+            if pooled:  # one core for the whole pass, laid out from the grant
+                yield self.cores.request((RELAY, 0), seconds)
+            start = env.now
+            for chunk in chunks:
+                if cpu > 0:
+                    yield env.timeout(cpu)
+                for done in chunk:
+                    done.succeed()
+            self.busy_s += env.now - start
+            self.passes += 1
             if pooled:
                 self.cores.release()
             self.free_at = env.now
@@ -485,6 +547,7 @@ class SimPyModel:
         self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]", broker, (PARTITION, p))
                            for p in range(system.partitions)]
         self.downlink = Station(env, DOWNLINK_PICK, "downlink")
+        self.relay = Relay(env, system.clients, cfg.link.relay_cpu, broker) if cfg.link.relay else None
         self.half_rtt = cfg.link.rtt / 2
         self.messages: list[dict] = []
         self.processes: list[simpy.Process] = []
@@ -553,6 +616,8 @@ class SimPyModel:
             yield self.uplink.serve(key, self.system.uplink_time)
             if client.window is not None:  # the window reopens one RTT after the message left
                 env.process(self.reopen(client.window, token))
+        if self.relay is not None:  # through the relay, then RTT/2 on to the broker
+            yield self.relay.arrive(0, client.index)
         if self.streams.uplink_jitter is not None:
             yield from self.propagate(client, 0, simpy.events.NORMAL)
         else:
@@ -569,6 +634,8 @@ class SimPyModel:
         if write is not None:  # the acks of one pass leave together, once all are stored
             yield write.stored()
         yield self.downlink.serve(key, self.system.downlink_time)
+        if self.relay is not None:
+            yield self.relay.arrive(1, client.index)
         if self.streams.downlink_jitter is not None:
             yield from self.propagate(client, 1, ACK_ARRIVAL)
         else:
@@ -697,6 +764,8 @@ class SimPyModel:
                 buffer.intended[m] = message["intended"]
         buffer.count = len(self.messages)
         stations = [self.uplink, self.downlink, *self.read_loops, *self.partitions]  # (ReadLoop too has both)
+        if self.relay is not None:
+            stations.append(self.relay)
         free = [s.free_at for s in stations] + [c.cpu_free_at for c in self.clients]
         span = end if stopped else max(free)
         unfinished = any(m["status"] == IN_FLIGHT for m in self.messages) or any(
@@ -707,6 +776,7 @@ class SimPyModel:
             "read_loop": [s.busy_s for s in self.read_loops],
             "partition": [s.busy_s for s in self.partitions],
             "downlink": [self.downlink.busy_s],
+            **({"relay": [self.relay.busy_s]} if self.relay is not None else {}),
             **pool_busy(self.hosts, [pool.busy_s for pool in self.core_pools]),
         }
         return buffer.finish(busy, span, stopped and unfinished, end)
@@ -818,5 +888,5 @@ def run_simpy(config: SimConfig, policy: FlowControl | FlowPolicy | None = None)
     return SimPyModel(config, policy).run()
 
 
-__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Connection", "Station", "ReadLoop", "AckWrite",
+__all__ = ["FlowControl", "PolicyControl", "Producer", "Client", "Connection", "Station", "ReadLoop", "AckWrite", "Relay",
            "CorePool", "SimPyModel", "EventLoop", "run_simpy", "flow_control"]

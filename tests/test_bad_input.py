@@ -174,6 +174,13 @@ SET_CASES = [
     (["link.jitter=1ms", "link.jitter_cv=inf"], "link.jitter_cv", "finite"),
     (["link.jitter=1ms", "link.jitter_cv=nan"], "link.jitter_cv", "NaN"),
     (["link.jitter=1ms", "link.jitter_cv=wide"], "link.jitter_cv", "number"),
+    (["link.relay=maybe"], "link.relay", "boolean"),
+    (["link.relay=2"], "link.relay", "boolean"),
+    (["link.relay=true", "link.relay_cpu=-1us"], "link.relay_cpu", ">= 0"),
+    (["link.relay=true", "link.relay_cpu=-0"], "link.relay_cpu", "negative zero"),
+    (["link.relay=true", "link.relay_cpu=inf"], "link.relay_cpu", "finite"),
+    (["link.relay=true", "link.relay_cpu=nan"], "link.relay_cpu", "finite"),
+    (["link.relay=true", "link.relay_cpu=12 microseconds"], "link.relay_cpu", "duration"),
     # broker
     (["broker.partitions=0"], "broker.partitions", ">= 1"),
     (["broker.partitions=1e9"], "broker.partitions", "<="),
@@ -521,6 +528,7 @@ COMMANDS = [
     (["list", "nothing"], "invalid choice"),
     (["cache", "explode"], "invalid choice"),
     (["simulate", "--engine", "turbo"], "invalid choice"),
+    (["simulate", "--set", "link.relay=true", "--set", "producer.payload_bytes=4KiB"], "link.window_bytes"),
     (["simulate", "--engine", "simpy", "--set", "producer.messages=1000000000", "--set", "run.records=summary",
       "--set", "producer.mode=nonblocking"], "CPU"),
 ]
@@ -659,6 +667,7 @@ WARNINGS = [
     (["broker.read_bytes=8KiB"], "broker.read_bytes"),
     (["client.hosts=2"], "client.hosts"),
     (["broker.colocated=true"], "broker.colocated"),
+    (["link.relay_cpu=12us"], "link.relay_cpu"),
 ]
 
 

@@ -23,6 +23,13 @@ time order:
   it and is laid out from the grant; each message reaches its partition when
   parsed. The acks of a pass are written at its last store, and those written
   at one instant enter the downlink in connection order;
+* ``RELAY_PASS``: a relay on the path (``sim.model.relay``) starts a pass once
+  every arrival of its instant is in (after the acks written then), reads every
+  socket with bytes waiting, asks the broker's pool for one core for the whole
+  pass, and is laid out from the grant; each chunk's messages go on to their
+  read loops, its acks to their clients, RTT/2 after the chunk is done. A
+  client looks ahead no further than the earliest an ack the relay holds for it
+  could reach it;
 * ``GRANT``: once everything else at an instant has happened, each pool grants
   the cores asked for at that instant (``CorePool.grant_due``).
 
@@ -43,8 +50,9 @@ from itertools import count
 
 from ..model.aioclient import AioClients, uses_aio_client
 from ..model.broker_io import AckWrites, ReadLoops
-from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, CorePool, layout, pool_busy, pooled_client_side
+from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, CorePool, layout, pool_busy, pooled_client_side
 from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
+from ..model.relay import DOWN, UP, Relay, relayed
 from ..model.station import Station
 from ..model.system import System
 from .common import finish
@@ -52,10 +60,12 @@ from .events import WholeMessageGate
 
 UPLINK, CLIENT, READ_ARRIVE, READ_DONE, PART_DONE, GATE_UP, GRANT = range(7)
 READ_PASS, PARSED, ACKS_WRITTEN = 7, 8, 9
+RELAY_PASS = 10
 CLIENTS_FIRST, UPLINK_NEXT, READS, PARTITIONS, POOLS_LAST = range(5)
 PASSES = 2.5  # a read pass starts once every arrival of its instant is in, before the partitions
 PARSE = 2.75  # then what the passes parse at that instant reaches its partition, in connection order
 WRITES = 3.5  # the acks written at an instant enter the downlink after every store of that instant
+RELAYS = 3.75  # a relay's pass starts once every arrival of its instant is in, before the pools grant
 INF = math.inf
 
 
@@ -121,6 +131,12 @@ class HostsLoop(WholeMessageGate):
             self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
         self.uplink_scheduled = [False] * self.clients
         self.grant_at = [INF] * len(self.pools)  # the pending GRANT event of each pool
+        # a relay on the path (sim.model.relay): one serial process for every connection, both ways
+        self.relay = Relay(system) if relayed(system) else None
+        self.relay_running = False  # a pass waits for its core or runs
+        self.relay_wake = INF  # the pending wake-up of the idle relay
+        self.relay_chunks: list | None = None  # the chunks of the pass that waits for its core
+        self.relay_asked = INF  # when that pass asked for its core
         if self.window is not None:
             self.released = [[-INF] * self.window for _ in range(self.clients)]
             self.entered = [0] * self.clients
@@ -149,6 +165,8 @@ class HostsLoop(WholeMessageGate):
                 return done
             if kind == READ_LOOP and self.io is not None:
                 return self.run_pass(i, start)
+            if kind == RELAY:
+                return self.relay_pass(start)
             done = start + cost
             station = self.reads[i] if kind == READ_LOOP else self.parts[i]
             station.free = done
@@ -173,6 +191,10 @@ class HostsLoop(WholeMessageGate):
 
     def run_client(self, c: int, now: float) -> None:
         horizon = max(self.down.free, now) + self.down_time + self.half_rtt
+        if self.relay is not None:  # an ack the relay holds comes no earlier than its bound + RTT/2
+            held = self.relay.ack_bound(c, now) + self.half_rtt
+            if held < horizon:
+                horizon = held
         self.wake(c, self.advance(c, horizon, now))
         out = self.state.outgoing[c]
         if out and not self.uplink_scheduled[c]:
@@ -185,6 +207,13 @@ class HostsLoop(WholeMessageGate):
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
+        if self.relay is not None:  # it reaches the relay as it leaves the uplink
+            self.relay_enter(UP, c, departure, key, m)
+            return
+        self.to_broker(c, key, m, departure)
+
+    def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
+        """Message m leaves the uplink (or the relay) at ``departure`` for its read loop."""
         arrival = departure + self.half_rtt
         if self.jitter:  # its own extra delay, but never ahead of the one before it on its connection
             arrival += self.up_jitter[c]()
@@ -306,7 +335,14 @@ class HostsLoop(WholeMessageGate):
 
     def to_downlink(self, now: float, m: int) -> None:
         c = self.client_of(m)
-        arrival = self.down.serve(now) + self.half_rtt
+        if self.relay is not None:  # it reaches the relay as it leaves the downlink
+            self.relay_enter(DOWN, c, self.down.serve(now), 0, m)
+            return
+        self.to_client(c, m, self.down.serve(now))
+
+    def to_client(self, c: int, m: int, departure: float) -> None:
+        """The ack of m leaves the downlink (or the relay) at ``departure`` for its client."""
+        arrival = departure + self.half_rtt
         if self.jitter:
             arrival += self.down_jitter[c]()
             if arrival < self.last_down[c]:
@@ -314,6 +350,55 @@ class HostsLoop(WholeMessageGate):
             self.last_down[c] = arrival
         self.state.inbox[c].append((arrival, m))
         self.wake(c, arrival)
+
+    # -- a relay on the path (sim.model.relay): one process, passes over every socket ----------
+    def relay_enter(self, way: int, c: int, arrival: float, key: int, m: int) -> None:
+        self.relay.enter(way, c, arrival, key, m)
+        if not self.relay_running and arrival < self.relay_wake:
+            self.relay_wake = arrival
+            heappush(self.heap, (arrival, RELAYS, 0, RELAY_PASS, 0))
+
+    def relay_due(self, now: float, ended: int) -> None:
+        """The relay may start a pass: bytes reached it while it slept (``ended`` 0), or
+        its pass ended (1)."""
+        if ended:
+            self.relay_running = False
+        elif self.relay_running or now != self.relay_wake:
+            return  # (a wake-up overtaken by an earlier one)
+        self.relay_wake = INF
+        relay = self.relay
+        chunks = relay.take(now)
+        if not chunks:
+            soonest = relay.next_arrival()
+            if soonest < INF:
+                self.relay_wake = soonest
+                heappush(self.heap, (soonest, RELAYS, 0, RELAY_PASS, 0))
+            return
+        self.relay_running = True
+        self.relay_chunks = chunks
+        cost = relay.cost(chunks)
+        if cost > 0 and self.broker_pool is not None:  # one core for the whole pass
+            self.relay_asked = now
+            self.ask(self.broker_pool, now, (RELAY, 0), cost)
+        else:
+            self.relay_pass(now)
+
+    def relay_pass(self, start: float) -> float:
+        """The pass has its core from ``start``: each chunk's messages and acks go on when
+        it is done; the relay looks for more bytes when the pass ends (returned)."""
+        chunks, self.relay_chunks = self.relay_chunks, None
+        if start > self.relay_asked:
+            self.relay.waited += start - self.relay_asked
+        for done, way, c, items in self.relay.lay_out(start, chunks):
+            if way == UP:
+                for _, key, m in items:
+                    self.to_broker(c, key, m, done)
+            else:
+                for _, _, m in items:
+                    self.to_client(c, m, done)
+        end = self.relay.free
+        heappush(self.heap, (end, RELAYS, 0, RELAY_PASS, 1))
+        return end
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> Records:
@@ -355,6 +440,8 @@ class HostsLoop(WholeMessageGate):
                 self.part_done(now, key, x)
             elif kind == GRANT:
                 self.grant(x, now)
+            elif kind == RELAY_PASS:
+                self.relay_due(now, x)
             else:  # GATE_UP
                 self.reopen(x, now)
         stations = (self.up, self.down, *self.reads, *self.parts)
@@ -366,5 +453,8 @@ class HostsLoop(WholeMessageGate):
         reads = list(self.io.busy) if self.io is not None else [s.jobs * self.read_cpu for s in self.reads]
         busy = {"uplink": [self.up.busy], "read_loop": reads,
                 "partition": parts, "downlink": [self.down.busy]}
+        if self.relay is not None:
+            free.append(self.relay.free)
+            busy["relay"] = [self.relay.busy]
         busy.update(pool_busy(self.layout, [pool.busy for pool in self.pools]))
         return finish(self.records, self.state, cut, self.end, free, busy)

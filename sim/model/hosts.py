@@ -17,7 +17,8 @@ were made, so a request at t starts at ``max(t, the earliest time a core is
 free)`` (Kiefer and Wolfowitz's recursion for k servers). Requests made at the
 same instant are granted once everything else at that instant has happened, in
 a fixed order: client CPUs (by client), then read loops (by connection), then
-partition stages (by partition); a job of no CPU time needs no core.
+partition stages (by partition), then a relay's pass (``sim.model.relay``, on
+the broker's pool); a job of no CPU time needs no core.
 
 Why a pool of k servers rather than processor sharing: the OS scheduler does
 time-slice runnable processes, but its slices (Linux CFS: 3 ms or so, never
@@ -39,6 +40,7 @@ from .system import System
 
 # who asks a pool for a core: the first field of a request's key (the order at one instant)
 CLIENT_CPU, READ_LOOP, PARTITION = 0, 1, 2
+RELAY = 3  # the relay on the path (sim.model.relay), on the broker's pool
 
 
 class CorePool:
@@ -137,6 +139,8 @@ def layout(system: System) -> Layout:
         reads = b.read_cpu > 0 or (system.read_passes and b.wakeup_cpu > 0)
         users[broker_pool] += (system.clients if reads else 0) + (
             system.partitions if b.service_time > 0 else 0)
+        if cfg.link.relay and cfg.link.relay_cpu > 0:  # the relay takes the broker's cores
+            users[broker_pool] += 1
     return Layout(tuple(cores), tuple(users), tuple(client_pool), broker_pool, tuple(names))
 
 
@@ -157,9 +161,11 @@ def unsupported(system: System) -> str | None:
 
 def check_supported(system: System) -> None:
     """Refuse, in one line, a system whose cores bind together with a mechanism the hosts
-    loop does not take yet (:func:`unsupported`)."""
+    loop does not take yet (:func:`unsupported`), or a relay with one (``sim.model.relay``)."""
     from ..errors import ConfigError
+    from .relay import check_supported as check_relay
 
+    check_relay(system)
     if not shares_cores(system):
         return
     reason = unsupported(system)
@@ -190,8 +196,12 @@ def pool_demands(system: System) -> list[tuple[str, float, int]]:
 
     Clients are symmetric (each carries 1/clients of the messages); every message passes
     one read loop (at its least cost: full reads, see ``System.read_cost_per_message``)
-    and one partition stage. So the pools cap the throughput at
-    min over pools of usable cores / demand (:func:`sim.analytic.core_ceiling`)."""
+    and one partition stage. A relay on the path (``link.relay``, on the broker's pool)
+    spends between 0 and 2 x ``link.relay_cpu`` per message (one chunk each way when each
+    chunk carries one message, next to nothing when chunks carry many): the bound counts
+    the optimistic 0, so that it stays a true upper bound on throughput (its process counts
+    among the pool's users, which can only raise the usable cores). So the pools cap the
+    throughput at min over pools of usable cores / demand (:func:`sim.analytic.core_ceiling`)."""
     cfg = system.config
     lay = layout(system)
     out = []
