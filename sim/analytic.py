@@ -71,37 +71,37 @@ def round_trip(config: SimConfig | System) -> float:
     serialization of the message and of its ack, the broker's read loop (one
     pass of one message: ``wakeup_cpu`` + ``read_cpu``) and the partition
     stage's mean service time; with ``client.loop = iterations``, the wake-up
-    of the idle event loop the ack finds; with a relay on the path (``link.relay``),
-    one chunk of ``link.relay_cpu`` each way (``sim.model.relay``).
+    of the idle event loop the ack finds (it slept for the rest of the round trip);
+    with a relay on the path (``link.relay``), one chunk of ``link.relay_cpu`` each
+    way (``sim.model.relay``).
     """
     s = _system(config)
     cfg = s.config
-    return (
-        cfg.link.rtt
-        + cfg.client.send_cpu
-        + cfg.client.ack_cpu
-        + s.uplink_time
-        + s.downlink_time
-        + cfg.broker.read_cpu
-        + cfg.broker.service_time
-        + wakeup(s)
-        + cfg.broker.wakeup_cpu
-        + (2 * cfg.link.relay_cpu if cfg.link.relay else 0.0)
-    )
+    away = (cfg.link.rtt + s.uplink_time + s.downlink_time + cfg.broker.read_cpu + cfg.broker.service_time
+            + cfg.broker.wakeup_cpu + (2 * cfg.link.relay_cpu if cfg.link.relay else 0.0))  # while the loop sleeps
+    return away + cfg.client.send_cpu + cfg.client.ack_cpu + wakeup(s, away)
 
 
-def wakeup(config: SimConfig | System) -> float:
-    """CPU of one wake-up of an idle client event loop: ``client.wakeup_cpu`` with
+def wakeup(config: SimConfig | System, slept: float = 0.0) -> float:
+    """CPU of one wake-up of an idle client event loop after sleeping ``slept`` seconds:
+    ``min(client.wakeup_cpu + client.wakeup_growth x slept, client.wakeup_max)`` with
     ``client.loop = iterations``, else 0 (the per-message client never sleeps)."""
-    cfg = _system(config).config
-    return cfg.client.wakeup_cpu if cfg.client.loop == "iterations" else 0.0
+    c = _system(config).config.client
+    if c.loop != "iterations":
+        return 0.0
+    if not c.wakeup_growth:
+        return c.wakeup_cpu
+    cost = c.wakeup_cpu + c.wakeup_growth * slept
+    return cost if c.wakeup_max is None or cost < c.wakeup_max else c.wakeup_max
 
 
 def loop_ceiling(config: SimConfig | System, batch: float = 1.0) -> float:
     """Messages/s one client's event loop carries when each of its wake-ups serves
     ``batch`` messages: b / (wakeup + b (send + ack)). A sync producer (or a window of
     one) wakes its loop once per message: 1 / (wakeup + send + ack); a busy loop that
-    never sleeps reaches 1 / (send + ack), the client_cpu capacity."""
+    never sleeps reaches 1 / (send + ack), the client_cpu capacity. The wake-up counted
+    is the one after no sleep (``client.wakeup_cpu``): a wake-up that grows with the sleep
+    (``client.wakeup_growth``) only lowers the rate, so this stays an upper bound."""
     s = _system(config)
     cfg = s.config
     cycle = wakeup(s) + batch * (cfg.client.send_cpu + cfg.client.ack_cpu)

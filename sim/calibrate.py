@@ -33,6 +33,7 @@ from .measure.schema import PATH_DEFAULTS, row_overrides
 COST_KEYS = ("client.send_cpu", "client.ack_cpu", "broker.read_cpu", "broker.service_time")
 BOUNDS_S = (1e-7, 5e-4)  # 0.1 us to 500 us per message: a loopback broker and a Python client stay well inside
 BOUNDS_CV = (1e-3, 5.0)  # a coefficient of variation: from nearly constant to very heavy-tailed
+BOUNDS_GROWTH = (1e-4, 0.5)  # CPU per second slept (client.wakeup_growth): from nearly none to half the sleep
 _FLOOR = 1e-6  # stands for zero throughput or latency inside a log
 _STEP = 0.02  # forward-difference step in log space (2%)
 # Residuals are log errors; beyond ~20% (0.2) a point counts linearly, not quadratically, so a few
@@ -46,11 +47,11 @@ DEFAULT_TARGETS = ("throughput", "p50", "p99")
 
 
 def fit_bounds(key: str) -> tuple[float, float, str]:
-    """``(low, high, kind)`` of a key the fit may move, kind "duration" or "cv".
+    """``(low, high, kind)`` of a key the fit may move, kind "duration", "cv" or "growth".
 
     Any cost (a duration: a CPU time, a service or wake-up time, a jitter) can be fitted,
-    within 0.1 us .. 500 us (a jitter up to 5 ms), and any coefficient of variation (a key ending in ``cv``),
-    within 0.001 .. 5. What a row measures itself (RTT, counts, modes) is not a cost."""
+    within 0.1 us .. 500 us (a jitter or a wake-up's cap up to 5 ms), any coefficient of variation (a key
+    ending in ``cv``) within 0.001 .. 5, and a wake-up's growth (CPU per second slept) within 0.0001 .. 0.5. What a row measures itself (RTT, counts, modes) is not a cost."""
     from .config import describe_keys
     from .units import DURATION_HELP
 
@@ -59,15 +60,18 @@ def fit_bounds(key: str) -> tuple[float, float, str]:
         raise InputError(f"--fit = {key}: not a config key (`sim list keys` shows them)")
     if key.endswith("cv"):
         return (*BOUNDS_CV, "cv")
+    if key.endswith("growth"):
+        return (*BOUNDS_GROWTH, "growth")
     if allowed[key].startswith(DURATION_HELP) and key not in _MEASURED_KEYS:
         return (*_WIDER.get(key, BOUNDS_S), "duration")
     raise InputError(f"--fit = {key}: not a cost the fit can move; allowed: a duration key (a CPU, service, "
-                     f"wake-up or jitter time, e.g. {', '.join(COST_KEYS)}) or a key ending in cv")
+                     f"wake-up or jitter time, e.g. {', '.join(COST_KEYS)}), a key ending in cv or "
+                     "client.wakeup_growth")
 
 
 # costs that may reach past 500 us: a path's delay spread grows with its delay (a proxy adding 20 ms
 # spreads by ~0.6 ms)
-_WIDER = {"link.jitter": (1e-7, 5e-3)}
+_WIDER = {"link.jitter": (1e-7, 5e-3), "client.wakeup_max": (1e-6, 5e-3)}
 # durations every row sets from what it measured, or that are not costs
 _MEASURED_KEYS = {"link.rtt", "producer.ack_wait", "producer.limiter_poll", "producer.start_jitter", "run.duration",
                   "run.bin"}
@@ -198,12 +202,12 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
 
     start_config = build_config({**PATH_DEFAULTS, **base})
     bounds = {k: fit_bounds(k) for k in keys}
-    defaults = {k: float(_get(start_config, k)) for k in {*COST_KEYS, *keys}}
+    defaults = {k: float(_get(start_config, k) or 0.0) for k in {*COST_KEYS, *keys}}  # (none: off, 0)
     start = {k: v for k, v in (data_start(table, keys, defaults) if from_data else defaults).items() if k in keys}
     for k in keys:  # a key off by default (0) starts inside its range
         lo_k, hi_k, _ = bounds[k]
         if not start[k] > 0:
-            start[k] = math.sqrt(lo_k * hi_k) if bounds[k][2] == "cv" else 10e-6
+            start[k] = math.sqrt(lo_k * hi_k) if bounds[k][2] in ("cv", "growth") else 10e-6
         start[k] = min(max(start[k], lo_k), hi_k)
     lo = np.log([bounds[k][0] for k in keys])
     hi = np.log([bounds[k][1] for k in keys])
@@ -212,8 +216,13 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
     columns = [TARGETS[t] for t in targets]
     real = np.array([[_log(r[column]) for column, _ in columns] for _, r in train.iterrows()]).ravel()
 
+    least_wakeup = start_config.client.wakeup_cpu
+
     def theta(x) -> dict[str, float]:
-        return {k: float(math.exp(v)) for k, v in zip(keys, x)}
+        out = {k: float(math.exp(v)) for k, v in zip(keys, x)}
+        if "client.wakeup_max" in out:  # a cap is never below the wake-up after no sleep
+            out["client.wakeup_max"] = max(out["client.wakeup_max"], out.get("client.wakeup_cpu", least_wakeup))
+        return out
 
     def evaluate(xs: list[np.ndarray]) -> list[np.ndarray]:
         wanted = [tuple(np.round(x, 12)) for x in xs]
@@ -419,7 +428,7 @@ def to_toml(fit: Fit, source: str) -> str:
 
 def _shown(key: str, value: float) -> str | float:
     """A fitted value as the config takes it: a duration in us, or a plain number (a cv)."""
-    return float(f"{value:.4g}") if key.endswith("cv") else f"{value * 1e6:.4g}us"
+    return float(f"{value:.4g}") if key.endswith(("cv", "growth")) else f"{value * 1e6:.4g}us"
 
 
 def _toml_value(value: Any) -> str:

@@ -818,6 +818,8 @@ class EventLoop:
         cfg, client = model.config, self.client
         sync = cfg.producer.mode == "sync"
         send_cpu, ack_cpu, wakeup = cfg.client.send_cpu, cfg.client.ack_cpu, cfg.client.wakeup_cpu
+        growth = cfg.client.wakeup_growth
+        cap = math.inf if cfg.client.wakeup_max is None else cfg.client.wakeup_max
         while True:
             slept = False
             while not self._due():
@@ -827,7 +829,9 @@ class EventLoop:
             yield at(env, 0, LOOP_PICK)  # let every ack, timer and producer of this instant act first
             # (right after an iteration, the next starts where it ended: the sum, not the clock's ulps)
             s = env.now if slept or self.last_end == -math.inf else self.last_end
-            wake = s > self.last_end  # it slept: the wake-up
+            wake = 0.0  # the wake-up's CPU, if it slept: more the longer it slept (since 0 if never run)
+            if s > self.last_end:
+                wake = min(wakeup + growth * (s - max(self.last_end, 0.0)), cap) if growth else wakeup
             batch, self.ready = self.ready, []
             for producer in self.producers:  # one produce() of each producer that may produce
                 if producer.turn is not None:
@@ -838,15 +842,15 @@ class EventLoop:
             acks, self.inbox = self.inbox, []
             core = 0.0
             if client.cores is not None:  # shared cores: the iteration runs once it has a core
-                core = (wakeup if wake else 0.0) + sum(m.get("send_cost", send_cpu) for m, _ in batch) + sum(
+                core = wake + sum(m.get("send_cost", send_cpu) for m, _ in batch) + sum(
                     m.get("ack_cost", ack_cpu) for m in acks)
                 if core > 0:
                     yield client.cores.request((CLIENT_CPU, client.index), core)
                     s = env.now
             t, busy = s, 0.0
             if wake:
-                t += wakeup
-                busy += wakeup
+                t += wake
+                busy += wake
             events = []
             for message, returned in batch:
                 cost = message.get("send_cost", send_cpu)

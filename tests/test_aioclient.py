@@ -4,12 +4,14 @@ systems, message by message."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
 import pytest
 
 from sim import build_config
+from sim.errors import ConfigError
 from sim.engine import run_records
 from sim.model.aioclient import uses_aio_client
 from sim.model.records import ACKED, TIMED_OUT
@@ -60,6 +62,49 @@ def test_sync_pays_one_wake_up_per_message():
     config = build_config({**BARE, "client.loop": "iterations", "client.wakeup_cpu": W, "producer.messages": 3})
     records = run_records(System(config))
     assert records.busy["client_cpu"][0] == pytest.approx(4 * W + 3 * S + 3 * A, rel=1e-12)
+
+
+@pytest.mark.parametrize("growth, cap", [(0.05, None), (0.05, 140e-6), (0.3, 200e-6)])
+def test_a_wake_up_costs_more_the_longer_the_loop_slept(growth, cap):
+    """client.wakeup_growth: the loop sleeps R between its publish and the ack, so each ack
+    wakes it for min(W + growth x R, cap); the first iteration, at 0, slept nothing."""
+    wake = min(W + growth * R, cap or math.inf)
+    overrides = {"client.loop": "iterations", "client.wakeup_cpu": W, "client.wakeup_growth": growth,
+                 "client.wakeup_max": cap, "producer.messages": 3}
+    for a in both_engines(overrides):
+        sent, resolved = a["sent"], a["resolved"]
+        assert sent[0] == pytest.approx(W + S, abs=1e-15)
+        for k in range(3):
+            if k:
+                assert sent[k] == pytest.approx(resolved[k - 1] + S, abs=1e-15)
+            assert resolved[k] == pytest.approx(sent[k] + R + wake + A, abs=1e-15)
+    config = build_config({**BARE, **overrides})
+    assert run_records(System(config)).busy["client_cpu"][0] == pytest.approx(
+        W + 3 * (wake + S + A), rel=1e-12)
+    from sim.analytic import round_trip, sync_makespan
+
+    assert round_trip(config) == pytest.approx(R + S + A + wake, rel=1e-12)
+    assert Result(config, run_records(System(config))).summary["makespan_s"] == pytest.approx(
+        sync_makespan(config), rel=1e-12)
+
+
+def test_an_open_loop_producer_pays_for_the_gap_since_its_last_iteration():
+    """Arrivals every 10 ms: each produce() finds a loop that slept since its last ack's
+    iteration ended (the first, since the run began), so the wake-up grows with that gap."""
+    growth, gap = 0.02, 10e-3
+    overrides = {"client.loop": "iterations", "client.wakeup_cpu": W, "client.wakeup_growth": growth,
+                 "producer.mode": "nonblocking", "producer.rate": 1 / gap, "producer.arrivals": "constant",
+                 "producer.messages": 4}
+    for a in both_engines(overrides):
+        created, sent, resolved = a["created"], a["sent"], a["resolved"]
+        for k in range(4):
+            assert created[k] == pytest.approx((k + 1) * gap, abs=1e-12)
+            # it acts after sleeping since the ack before (the first: since 0); its task publishes next
+            woke = W + growth * (created[k] - (resolved[k - 1] if k else 0.0))
+            assert sent[k] == pytest.approx(created[k] + woke + S, abs=1e-12)
+            assert resolved[k] == pytest.approx(sent[k] + R + W + growth * R + A, abs=1e-12)
+    with pytest.raises(ConfigError, match="client.wakeup_max = 10us: must be at least client.wakeup_cpu"):
+        build_config({**BARE, **overrides, "client.wakeup_max": "10us"})
 
 
 def test_three_sync_producers_on_one_loop_move_in_one_write():
@@ -189,6 +234,10 @@ def random_aio_config(seed: int):
     overrides["client.loop"] = loop
     if loop == "iterations":
         overrides["client.wakeup_cpu"] = r.choice([0.0, r.uniform(10e-6, 200e-6)])
+        g = random.Random(seed + 7000)  # (its own draws: the other keys stay as they were)
+        if seed % 3 == 0:  # a wake-up that grows with the sleep, capped or not
+            overrides["client.wakeup_growth"] = g.uniform(0.005, 0.3)
+            overrides["client.wakeup_max"] = g.choice([None, overrides["client.wakeup_cpu"] + g.uniform(0, 300e-6)])
     if r.random() < 0.5 or loop == "per_message":
         overrides["client.cpu_cv"] = r.uniform(0.1, 2.0)
     if r.random() < 0.3 or (loop == "per_message" and r.random() < 0.5):
@@ -208,7 +257,7 @@ def test_every_loop_matches_the_simpy_model(seed):
 
 
 def test_the_random_systems_exercise_every_mechanism():
-    seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "timeouts": 0,
+    seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "growth": 0, "cap": 0, "timeouts": 0,
             "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0}
     for seed in range(32):
         config = random_aio_config(seed)
@@ -218,6 +267,8 @@ def test_the_random_systems_exercise_every_mechanism():
         seen["burst"] += p.mode == "burst"
         seen["cv"] += c.cpu_cv > 0
         seen["wakeup"] += c.loop == "iterations" and c.wakeup_cpu > 0
+        seen["growth"] += c.loop == "iterations" and c.wakeup_growth > 0
+        seen["cap"] += c.loop == "iterations" and c.wakeup_growth > 0 and c.wakeup_max is not None
         seen["timeouts"] += int((np.asarray(records.status) == TIMED_OUT).any())
         seen["limiter"] += p.concurrent_task_limit is not None
         seen["window"] += p.window is not None

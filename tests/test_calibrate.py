@@ -186,6 +186,26 @@ def test_fit_bounds_say_what_can_move():
             fit_bounds(key)
 
 
+def test_a_wake_up_growth_is_fitted_from_sync_points_at_several_round_trips(tmp_path):
+    """Sync at 0.05 to 20 ms: each ack wakes a loop that slept about one round trip, so the
+    round trips' spread tells client.wakeup_growth; it is written as a plain number."""
+    from sim.calibrate import BOUNDS_GROWTH, fit_bounds
+
+    assert fit_bounds("client.wakeup_growth") == (*BOUNDS_GROWTH, "growth")
+    assert fit_bounds("client.wakeup_max") == (1e-6, 5e-3, "duration")
+    truth = {"client.loop": "iterations", "client.wakeup_cpu": 60e-6, "client.wakeup_growth": 0.02}
+    points = [dict(mode="sync", rtt_ms=rtt, producers=1, partitions=1, messages=40) for rtt in (0.05, 1, 5, 20)]
+    data = synthetic_table(truth=truth, points=points)
+    base = {"client.loop": "iterations", "client.wakeup_cpu": "60us"}
+    fit = calibrate(data, keys=["client.wakeup_growth"], holdout=0, base=base, workers=1, cache=None,
+                    progress=False, from_data=False)
+    assert fit.values["client.wakeup_growth"] == pytest.approx(0.02, rel=0.05)
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(fit, "t.csv"))
+    assert build_config(read_overrides(str(path))).client.wakeup_growth == pytest.approx(
+        fit.values["client.wakeup_growth"], rel=1e-3)
+
+
 def test_a_cv_is_fitted_from_p99_and_written_as_a_number(tmp_path):
     """A lognormal partition stage: only the tail tells its cv; the fit finds it from p99."""
     truth = {"broker.service_time": 150e-6, "broker.service_dist": "lognormal", "broker.service_cv": 1.5}

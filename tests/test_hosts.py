@@ -379,6 +379,10 @@ def aio_shared_config(seed: int):
     kind = ["iterations", "burst", "cv"][seed % 3]
     if kind == "iterations":
         ov.update({"client.loop": "iterations", "client.wakeup_cpu": r.uniform(0, 150e-6)})
+        if seed % 2:  # a wake-up that grows with the sleep (its own draws: the rest stays as it was)
+            g = random.Random(27_000 + seed)
+            ov.update({"client.wakeup_growth": g.uniform(0.005, 0.3),
+                       "client.wakeup_max": g.choice([None, ov["client.wakeup_cpu"] + g.uniform(0, 300e-6)])})
     elif kind == "burst":
         ov.update({"producer.mode": "burst", "producer.window": None, "producer.concurrent_task_limit": None,
                    "producer.rate": None, "producer.messages": r.randint(20, 120)})
@@ -406,6 +410,11 @@ def test_the_asyncio_client_on_shared_cores_matches_the_simpy_model(seed):
     config = aio_shared_config(seed)
     assert shares_cores(System(config))
     assert_same_messages(config, run_records(System(config)), run_simpy(config))
+
+
+def test_the_shared_core_systems_exercise_a_growing_wake_up():
+    grown = [s for s in range(24) if aio_shared_config(s).client.wakeup_growth > 0]
+    assert len(grown) >= 3 and any(aio_shared_config(s).client.wakeup_max is not None for s in grown)
 
 
 def test_an_iteration_holds_a_core_for_all_its_work():
