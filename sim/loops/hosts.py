@@ -137,6 +137,9 @@ class HostsLoop(WholeMessageGate):
         self.relay_wake = INF  # the pending wake-up of the idle relay
         self.relay_chunks: list | None = None  # the chunks of the pass that waits for its core
         self.relay_asked = INF  # when that pass asked for its core
+        if self.relay is not None:
+            self.run_client, self.uplink, self.to_downlink = (self.relay_run_client, self.relay_uplink,
+                                                               self.relay_to_downlink)
         if self.window is not None:
             self.released = [[-INF] * self.window for _ in range(self.clients)]
             self.entered = [0] * self.clients
@@ -191,10 +194,6 @@ class HostsLoop(WholeMessageGate):
 
     def run_client(self, c: int, now: float) -> None:
         horizon = max(self.down.free, now) + self.down_time + self.half_rtt
-        if self.relay is not None:  # an ack the relay holds comes no earlier than its bound + RTT/2
-            held = self.relay.ack_bound(c, now) + self.half_rtt
-            if held < horizon:
-                horizon = held
         self.wake(c, self.advance(c, horizon, now))
         out = self.state.outgoing[c]
         if out and not self.uplink_scheduled[c]:
@@ -207,13 +206,6 @@ class HostsLoop(WholeMessageGate):
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
-        if self.relay is not None:  # it reaches the relay as it leaves the uplink
-            self.relay_enter(UP, c, departure, key, m)
-            return
-        self.to_broker(c, key, m, departure)
-
-    def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
-        """Message m leaves the uplink (or the relay) at ``departure`` for its read loop."""
         arrival = departure + self.half_rtt
         if self.jitter:  # its own extra delay, but never ahead of the one before it on its connection
             arrival += self.up_jitter[c]()
@@ -335,14 +327,7 @@ class HostsLoop(WholeMessageGate):
 
     def to_downlink(self, now: float, m: int) -> None:
         c = self.client_of(m)
-        if self.relay is not None:  # it reaches the relay as it leaves the downlink
-            self.relay_enter(DOWN, c, self.down.serve(now), 0, m)
-            return
-        self.to_client(c, m, self.down.serve(now))
-
-    def to_client(self, c: int, m: int, departure: float) -> None:
-        """The ack of m leaves the downlink (or the relay) at ``departure`` for its client."""
-        arrival = departure + self.half_rtt
+        arrival = self.down.serve(now) + self.half_rtt
         if self.jitter:
             arrival += self.down_jitter[c]()
             if arrival < self.last_down[c]:
@@ -352,6 +337,54 @@ class HostsLoop(WholeMessageGate):
         self.wake(c, arrival)
 
     # -- a relay on the path (sim.model.relay): one process, passes over every socket ----------
+    # (with a relay, __init__ puts the four methods below in place of run_client, uplink and
+    # to_downlink, so that a system without one runs exactly the code above)
+    def relay_run_client(self, c: int, now: float) -> None:
+        """``run_client``, looking no further ahead than the earliest an ack the relay holds
+        for c could reach it."""
+        horizon = max(self.down.free, now) + self.down_time + self.half_rtt
+        held = self.relay.ack_bound(c, now) + self.half_rtt
+        if held < horizon:
+            horizon = held
+        self.wake(c, self.advance(c, horizon, now))
+        out = self.state.outgoing[c]
+        if out and not self.uplink_scheduled[c]:
+            self.uplink_scheduled[c] = True
+            heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + c, UPLINK, c))
+
+    def relay_uplink(self, c: int, key: int, m: int, now: float) -> None:
+        """``uplink``: the message reaches the relay as it leaves the uplink."""
+        departure = self.up.serve(now)
+        if self.window is not None:
+            self.released[c][self.entered[c] % self.window] = departure + self.rtt
+            self.entered[c] += 1
+        self.relay_enter(UP, c, departure, key, m)
+
+    def relay_to_downlink(self, now: float, m: int) -> None:
+        """``to_downlink``: the ack reaches the relay as it leaves the downlink."""
+        self.relay_enter(DOWN, self.client_of(m), self.down.serve(now), 0, m)
+
+    def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
+        """Message m leaves the relay at ``departure`` for its read loop (as in ``uplink``)."""
+        arrival = departure + self.half_rtt
+        if self.jitter:
+            arrival += self.up_jitter[c]()
+            if arrival < self.last_up[c]:
+                arrival = self.last_up[c]
+            self.last_up[c] = arrival
+        heappush(self.heap, (arrival, READS, key, READ_ARRIVE, m))
+
+    def to_client(self, c: int, m: int, departure: float) -> None:
+        """The ack of m leaves the relay at ``departure`` for its client (as in ``to_downlink``)."""
+        arrival = departure + self.half_rtt
+        if self.jitter:
+            arrival += self.down_jitter[c]()
+            if arrival < self.last_down[c]:
+                arrival = self.last_down[c]
+            self.last_down[c] = arrival
+        self.state.inbox[c].append((arrival, m))
+        self.wake(c, arrival)
+
     def relay_enter(self, way: int, c: int, arrival: float, key: int, m: int) -> None:
         self.relay.enter(way, c, arrival, key, m)
         if not self.relay_running and arrival < self.relay_wake:
