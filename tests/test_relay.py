@@ -255,6 +255,15 @@ def test_rows_measured_through_the_proxy_put_a_relay_on_the_path():
            "host_cores": 2, "colocated": True, "added_rtt_target_ms": 1, "added_rtt_ms": 1.2}
     assert row_overrides(row)["link.relay"] is True
     assert row_overrides({**row, "added_rtt_target_ms": 0, "added_rtt_ms": 0.01})["link.relay"] is False
+    # a direct row zeroes the relay's cost, so a profile's link.relay_cpu is not reported as ignored there
+    assert "link.relay_cpu" not in row_overrides(row)
+    assert row_overrides({**row, "added_rtt_target_ms": 0})["link.relay_cpu"] == 0.0
+    from sim.calibrate import row_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert row_config({**row, "added_rtt_target_ms": 0}, {"link.relay_cpu": 13e-6})["link.relay_cpu"] == 0.0
+        assert row_config(row, {"link.relay_cpu": 13e-6})["link.relay_cpu"] == 13e-6
     # without the target column, the measured added RTT says
     no_target = {k: v for k, v in row.items() if k != "added_rtt_target_ms"}
     assert row_overrides(no_target)["link.relay"] is True
