@@ -40,6 +40,10 @@ _STEP = 0.02  # forward-difference step in log space (2%)
 # points the model cannot reproduce (a busy event loop, a preempted run) do not drag every key.
 LOSS_SCALE = 0.2
 _POINT_KEYS = ("mode", "window", "limit", "producers", "partitions", "messages", "ack_wait_s", "payload_bytes")
+# the setting a point was measured in (sim.measure.schema maps them): the same for its repeats,
+# or (the proxy's measured added RTT) a median over them
+_SETTING_KEYS = ("host_cores", "colocated", "added_rtt_target_ms")
+_SETTING_MEASURED = ("added_rtt_ms",)
 # what a fit compares, per point: the measured column and the summary key
 TARGETS = {"throughput": ("throughput_msgs_per_s", "throughput_msgs_per_s"),
            "p50": ("p50_ms", "latency_p50_ms"), "p99": ("p99_ms", "latency_p99_ms")}
@@ -99,12 +103,15 @@ def check_targets(targets: Sequence[str]) -> list[str]:
 
 
 def pool_points(table):
-    """One row per measured point: medians over its repeats."""
+    """One row per measured point: medians over its repeats. What describes the setting a
+    point ran in (its host's cores, a co-located broker, the proxy's added RTT) is kept, so
+    that a pooled point is simulated as its rows are."""
     frame = table.copy()
     rtt_group = "added_rtt_target_ms" if "added_rtt_target_ms" in frame.columns else "rtt_ms"
     frame["_rtt_group"] = frame[rtt_group].round(3)
-    keys = [k for k in _POINT_KEYS if k in frame.columns] + ["_rtt_group"]
+    keys = [k for k in (*_POINT_KEYS, *_SETTING_KEYS) if k in frame.columns] + ["_rtt_group"]
     numeric = ["rtt_ms", "throughput_msgs_per_s", "p50_ms", "p99_ms", "timeouts"]
+    numeric += [k for k in _SETTING_MEASURED if k in frame.columns]
     pooled = frame.groupby(keys, dropna=False, sort=False)[numeric].median().reset_index()
     pooled["repeats"] = frame.groupby(keys, dropna=False, sort=False).size().to_numpy()
     return pooled.drop(columns="_rtt_group")

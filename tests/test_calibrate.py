@@ -268,3 +268,24 @@ def test_validate_writes_markdown_with_out_of_sample_targets(table, tmp_path, ca
     assert "| out of sample | median \\|throughput error\\| | 0% | <= 12% | 2 | meets it |" in text
     assert "| all | median \\|throughput error\\| | 0% | <= 12% | 6 | meets it |" in text
     assert text.count("\n") > 20 and "sim validate" in text
+
+
+def test_pooled_points_are_simulated_in_the_setting_their_rows_were_measured_in():
+    """A point's repeats pool into one row that keeps the host's cores, the co-located broker
+    and the proxy (so the fit simulates what `sim validate` simulates row by row)."""
+    from sim.calibrate import pool_points
+
+    base = {"mode": "window", "window": 100, "producers": 2, "partitions": 1, "messages": 20000, "ack_wait_s": 15.0,
+            "payload_bytes": 512, "host_cores": 2, "colocated": True, "p50_ms": 4.0, "p99_ms": 9.0, "timeouts": 0}
+    rows = [{**base, "rtt_ms": 1.25, "added_rtt_target_ms": 1, "added_rtt_ms": 1.21, "throughput_msgs_per_s": 28000.0},
+            {**base, "rtt_ms": 1.45, "added_rtt_target_ms": 1, "added_rtt_ms": 1.41, "throughput_msgs_per_s": 24000.0},
+            {**base, "rtt_ms": 0.03, "added_rtt_target_ms": 0, "added_rtt_ms": 0.0, "throughput_msgs_per_s": 30000.0}]
+    pooled = pool_points(pd.DataFrame(rows))
+    assert len(pooled) == 2 and list(pooled["repeats"]) == [2, 1]
+    proxied = pooled.iloc[0]
+    assert proxied["throughput_msgs_per_s"] == 26000.0 and proxied["added_rtt_ms"] == pytest.approx(1.31)
+    configs = [row_config(row, {"link.relay_cpu": 13e-6}) for _, row in pooled.iterrows()]
+    assert [c["client.host_cores"] for c in configs] == [2, 2]
+    assert [c["broker.colocated"] for c in configs] == [True, True]
+    assert [c["link.relay"] for c in configs] == [True, False]
+    assert [c["link.relay_cpu"] for c in configs] == [13e-6, 0.0]
