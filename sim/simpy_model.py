@@ -97,9 +97,11 @@ class Station:
     ``busy_s`` is its busy time and ``free_at`` when its last job ends."""
 
     def __init__(self, env: simpy.Environment, pick_priority: int, name: str, cores: "CorePool | None" = None,
-                 core_key: tuple = ()):
+                 core_key: tuple = (), passes: bool = False):
         self.env, self.pick_priority, self.name = env, pick_priority, name
         self.cores, self.core_key = cores, core_key  # the pool its jobs take a core from (None: its own core)
+        # on shared cores, serve in passes: ask for a core, then take every job waiting at the grant
+        self.passes = passes and cores is not None
         self.queue: list = []  # (arrival, key, order, done event, service)
         self.busy_s = 0.0
         self.free_at = 0.0
@@ -124,11 +126,24 @@ class Station:
                 self._wake = env.event()
                 yield self._wake
             yield at(env, 0, self.pick_priority)  # let every arrival of this instant in
+            if self.passes:  # a core first; then every job that waits at the grant, one after the other
+                yield self.cores.request(self.core_key)
+                jobs = [heappop(self.queue) for _ in range(len(self.queue))]
+                for _, _, _, done, service in jobs:
+                    seconds = service() if callable(service) else service
+                    self.busy_s += seconds
+                    self.cores.use(seconds)
+                    yield env.timeout(seconds)
+                    done.succeed()
+                self.free_at = env.now
+                self.cores.release()
+                continue
             _, _, _, done, service = heappop(self.queue)
             seconds = service() if callable(service) else service
             self.busy_s += seconds
             if self.cores is not None and seconds > 0:
-                yield self.cores.request(self.core_key, seconds)
+                yield self.cores.request(self.core_key)
+                self.cores.use(seconds)
                 yield env.timeout(seconds)
                 self.cores.release()
             else:
@@ -187,6 +202,9 @@ class ReadLoop:
                 self._wake = env.event()
                 yield self._wake
             yield at(env, 0, READ_PICK)  # let every arrival of this instant in
+            pooled = self.cores is not None and (self.wakeup > 0 or self.per_message > 0)
+            if pooled:  # the pass waits for a core, then reads what has arrived by its grant
+                yield self.cores.request(self.core_key)
             start = env.now
             count = self._take()
             factor = self.factor()
@@ -196,10 +214,8 @@ class ReadLoop:
             seconds = self.wakeup * factor  # the pass's CPU, summed as the engine sums it
             for _ in range(count):
                 seconds = seconds + self.per_message * factor
-            pooled = self.cores is not None and seconds > 0
-            if pooled:  # the pass waits for a core, then runs from its grant
-                yield self.cores.request(self.core_key, seconds)
-                start = env.now
+            if pooled:
+                self.cores.use(seconds)
             end = start + self.wakeup * factor
             for _ in range(count):
                 end = end + self.per_message * factor
@@ -251,16 +267,17 @@ class Relay:
                 self._wake = env.event()
                 yield self._wake
             yield at(env, 0, RELAY_PICK)  # let every arrival of this instant in
+            pooled = self.cores is not None and cpu > 0
+            if pooled:  # one core for the whole pass; it reads what waits at its grant
+                yield self.cores.request((RELAY, 0))
             chunks = []
             for sockets in self.sockets:
                 for socket in sockets:
                     if socket:
                         chunks.append(list(socket))
                         socket.clear()
-            seconds = pass_cost(cpu, len(chunks))
-            pooled = self.cores is not None and seconds > 0
-            if pooled:  # one core for the whole pass, laid out from the grant
-                yield self.cores.request((RELAY, 0), seconds)
+            if pooled:
+                self.cores.use(pass_cost(cpu, len(chunks)))
             start = env.now
             for chunk in chunks:
                 if cpu > 0:
@@ -291,19 +308,23 @@ class AckWrite:
 class CorePool:
     """A host's cores, shared by serial stations (client CPUs, read loops, partition stages):
     ``cores`` servers taken first come, first served. A station asks with ``request(key)``
-    once its job may start; what is asked at one instant is granted after everything else
-    at that instant, earlier requests first, then in ``key`` order (client CPUs, read loops,
-    partition stages: ``sim.model.hosts``), while a core is free. ``release()`` when done."""
+    once it has work, without saying how much: what is asked is granted once everything else
+    at the instant has happened, earlier requests first, then in ``key`` order (client CPUs,
+    read loops, partition stages, the relay: ``sim.model.hosts``), while a core is free. The
+    station decides its job when granted (taking in what reached it by then), says its CPU
+    seconds with ``use(seconds)`` and calls ``release()`` when done."""
 
     def __init__(self, env: simpy.Environment, cores: int):
         self.env, self.idle = env, cores
         self.waiting: list = []  # (asked at, key, event)
-        self.busy_s = 0.0  # CPU seconds asked for
+        self.busy_s = 0.0  # CPU seconds of the jobs granted
         self._pick_at: float | None = None
 
-    def request(self, key: tuple, seconds: float) -> simpy.Event:
-        """A core for ``seconds``: the event fires when it is granted."""
+    def use(self, seconds: float) -> None:
         self.busy_s += seconds
+
+    def request(self, key: tuple) -> simpy.Event:
+        """A core: the event fires when it is granted."""
         granted = self.env.event()
         heappush(self.waiting, (self.env.now, key, granted))
         self._pick_later()
@@ -502,7 +523,8 @@ class Client:
             yield request
             self.cpu_busy_s += seconds
             if self.cores is not None and seconds > 0:  # then a core of its host
-                yield self.cores.request((CLIENT_CPU, self.index), seconds)
+                yield self.cores.request((CLIENT_CPU, self.index))
+                self.cores.use(seconds)
                 yield env.timeout(seconds)
                 self.cores.release()
             else:
@@ -544,7 +566,9 @@ class SimPyModel:
                 ReadLoop(env, system.read_cap_bytes, system.message_bytes, cfg.broker.wakeup_cpu,
                          cfg.broker.read_cpu, factors[c].__next__, broker, (READ_LOOP, c))
                 for c in range(system.clients)]
-        self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]", broker, (PARTITION, p))
+        # on shared cores a partition stage serves in passes: every message waiting at its grant
+        self.partitions = [Station(env, PARTITION_PICK, f"partition[{p}]", broker if cfg.broker.service_time > 0
+                                   else None, (PARTITION, p), passes=True)
                            for p in range(system.partitions)]
         self.downlink = Station(env, DOWNLINK_PICK, "downlink")
         self.relay = Relay(env, system.clients, cfg.link.relay_cpu, broker) if cfg.link.relay else None
@@ -839,14 +863,14 @@ class EventLoop:
                     (batch if sync else self.ready).append((message, returned))
                     turn, producer.turn = producer.turn, None
                     turn.succeed()
-            acks, self.inbox = self.inbox, []
             core = 0.0
-            if client.cores is not None:  # shared cores: the iteration runs once it has a core
+            if client.cores is not None:  # shared cores: the iteration runs once it has a core,
                 core = wake + sum(m.get("send_cost", send_cpu) for m, _ in batch) + sum(
-                    m.get("ack_cost", ack_cpu) for m in acks)
-                if core > 0:
-                    yield client.cores.request((CLIENT_CPU, client.index), core)
+                    m.get("ack_cost", ack_cpu) for m in self.inbox)
+                if core > 0:  # and reads the acks that have arrived by then
+                    yield client.cores.request((CLIENT_CPU, client.index))
                     s = env.now
+            acks, self.inbox = self.inbox, []
             t, busy = s, 0.0
             if wake:
                 t += wake
@@ -865,6 +889,8 @@ class EventLoop:
                 events.append((t, "write", batch))
             self.last_end = client.cpu_free_at = t
             client.cpu_busy_s += busy
+            if core > 0:
+                client.cores.use(busy)
             for time, kind, x in events:
                 yield env.timeout(max(0.0, time - env.now))
                 if kind == "ack":

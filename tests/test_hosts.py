@@ -48,15 +48,30 @@ def test_a_pool_grants_cores_first_come_first_served():
     pool = CorePool(2)
     # three jobs of 1 s asked at 0, 0 and 0.5: the third waits for the first core to free up
     assert [pool.grant(t, 1.0) for t in (0.0, 0.0, 0.5)] == [1.0, 1.0, 2.0]
-    # asked at one instant, granted in key order once everything at that instant has happened
+    # asked at one instant, granted in key order once everything at that instant has happened, one
+    # at a time as a core frees up; each station decides its job (and so its cost) when granted
     pool = CorePool(1)
-    pool.request(0.0, (2, 0), 1.0)
-    pool.request(0.0, (0, 1), 1.0)
-    pool.request(0.0, (0, 0), 2.0)
+    pool.request(0.0, (2, 0))
+    pool.request(0.0, (0, 1))
+    pool.request(0.0, (0, 0))
+    cost = {(0, 0): 2.0, (0, 1): 1.0, (2, 0): 1.0, (0, 5): 0.5}
     granted = []
-    pool.grant_due(0.0, lambda key, start, cost: granted.append((key, start)) or start + cost)
-    assert granted == [((0, 0), 0.0), ((0, 1), 2.0), ((2, 0), 3.0)] and pool.free == [4.0]
-    assert pool.busy == 4.0 and pool.jobs == 3
+
+    def settle(key, start):
+        granted.append((key, start))
+        return start + cost[key], cost[key]
+
+    assert pool.next_grant() == 0.0
+    pool.grant_due(0.0, settle)
+    assert granted == [((0, 0), 0.0)] and pool.free == [2.0] and pool.next_grant() == 2.0
+    pool.request(1.0, (0, 5))  # asked later than (0, 1) and (2, 0): granted after them, whatever its key
+    pool.grant_due(1.0, settle)  # (no core free at 1)
+    assert len(granted) == 1
+    for t in (2.0, 3.0, 4.0):
+        assert pool.next_grant() == t
+        pool.grant_due(t, settle)
+    assert granted[1:] == [((0, 1), 2.0), ((2, 0), 3.0), ((0, 5), 4.0)] and pool.free == [4.5]
+    assert pool.next_grant() == float("inf") and pool.busy == 4.5 and pool.jobs == 4
 
 
 # -- exact timelines ---------------------------------------------------------------------------
@@ -91,23 +106,88 @@ def test_two_clients_on_one_core_take_turns():
 
 def test_a_colocated_partition_waits_for_the_core():
     """One client (window 2) and the broker on one core, zero RTT: 1 ms per produce(), 0.5 ms per ack,
-    2 ms per message in the partition. At an instant the client's job goes first."""
+    2 ms per message in the partition. At an instant the client's job goes first, and the partition
+    takes, when granted the core, every message waiting at it then.
+
+    (Recomputed when the work a station does became decided at its grant: the partition, which asked at
+    1 ms, now serves m0 and m1 in one pass from its grant at 2 ms, so m1 is stored at 6 ms, not 6.5,
+    and m0's ack waits for that pass; the run still ends at 10.5 ms.)"""
     a_, b_, s_ = 1 * MS, 0.5 * MS, 2 * MS
     config = pure_network(producer__mode="nonblocking", producer__window=2, producer__messages=3,
                           client__send_cpu=a_, client__ack_cpu=b_, broker__service_time=s_,
                           link__rtt=0, client__host_cores=1, broker__colocated=True)
     assert shares_cores(System(config))
-    # 0-1 send m0; 1-2 send m1 (m0 reached the partition at 1 but the client asked at the same instant);
-    # 2-4 m0 in the partition; 4-4.5 ack m0 (client first again); 4.5-6.5 m1 in the partition;
-    # 6.5-7.5 send m2 (asked at 4.5); 7.5-8 ack m1 (in at 6.5, queued behind the send); 8-10 m2; 10-10.5 ack m2
-    expected = dict(created=[0, a_, 2 * a_ + s_ + b_], sent=[a_, 2 * a_, 3 * a_ + 2 * s_ + b_],
-                    stored=[2 * a_ + s_, 2 * a_ + 2 * s_ + b_, 3 * a_ + 3 * s_ + 2 * b_],
-                    resolved=[2 * a_ + s_ + b_, 3 * a_ + 2 * s_ + 2 * b_, 3 * a_ + 3 * s_ + 3 * b_])
+    # 0-1 send m0; 1-2 send m1 (m0 reached the partition at 1 and it asked for the core, but the client
+    # asked at the same instant and goes first); at 2 the partition is granted the core with m0 and m1
+    # waiting: 2-4 m0, 4-6 m1; m0's ack (in at 4) asks at 4 and gets the core at 6: 6-6.5, which lets the
+    # producer make m2 at 6.5; m1's ack (in at 6) queued ahead of m2's send: 6.5-7; 7-8 send m2;
+    # 8-10 m2 in the partition; 10-10.5 its ack
+    expected = dict(created=[0, a_, 2 * a_ + 2 * s_ + b_], sent=[a_, 2 * a_, 3 * a_ + 2 * s_ + 2 * b_],
+                    stored=[2 * a_ + s_, 2 * a_ + 2 * s_, 3 * a_ + 3 * s_ + 2 * b_],
+                    resolved=[2 * a_ + 2 * s_ + b_, 2 * a_ + 2 * s_ + 2 * b_, 3 * a_ + 3 * s_ + 3 * b_])
     for a in both_engines(config):
         assert_times(a, **expected)
     # a broker on its own machine stores m0 as soon as it arrives: 1 + 2 ms
     apart = run(config.replace({"broker.colocated": False})).arrays
     assert apart["stored"][0] == pytest.approx(a_ + s_, abs=1e-12)
+
+
+def test_a_partition_granted_the_core_serves_every_message_waiting_at_it():
+    """Two nonblocking clients (window 2, two messages each) and the broker on one core, zero RTT:
+    1 ms per produce(), 0.5 ms per ack, 2 ms per message in the partition. The partition decides
+    its work when it is granted the core, not when it asks: it asks at 1 ms for m10 but gets the
+    core at 3 ms, when m20 and m11 have arrived too, and serves all three in one pass.
+
+    0-1 client 1 sends m10 (client 2 asked at 0 too); at 1 m10 reaches the partition, which asks,
+    and client 1 makes m11 and asks; client 2 asked first: 1-2 it sends m20, then makes m21 and asks
+    at 2; 2-3 client 1 sends m11 (asked at 1, ahead of the partition's key at that instant); at 3 the
+    partition is granted the core with m10, m20, m11 waiting: 3-5, 5-7, 7-9. Acks in at 5, 7, 9 wait:
+    client 2's send of m21 (asked at 2) 9-10; client 1's ack of m10 (asked at 5) 10-10.5; client 2's
+    ack of m20 (asked at 10, a client ahead of the partition's m21 asked at 10) 10.5-11; the
+    partition's m21 11-13; client 1's ack of m11 (asked at 10.5) 13-13.5; client 2's of m21 13.5-14.
+    (Asking a core for each message, the partition would have served m10 alone at 3-5, and m20 and
+    m11 each behind the clients' jobs queued meanwhile.)"""
+    a_, b_, s_ = 1 * MS, 0.5 * MS, 2 * MS
+    config = pure_network(clients=2, producer__mode="nonblocking", producer__window=2, producer__messages=2,
+                          client__send_cpu=a_, client__ack_cpu=b_, broker__service_time=s_,
+                          link__rtt=0, client__host_cores=1, broker__colocated=True)
+    assert shares_cores(System(config))
+    # producer 1 (client 1): m10, m11; producer 2 (client 2): m20, m21
+    expected = dict(created=[0, 1 * MS, 0, 2 * MS], sent=[1 * MS, 3 * MS, 2 * MS, 10 * MS],
+                    stored=[5 * MS, 9 * MS, 7 * MS, 13 * MS], resolved=[10.5 * MS, 13.5 * MS, 11 * MS, 14 * MS])
+    for a in both_engines(config):
+        assert_times(a, **expected)
+    busy = run(config).records.busy
+    assert busy["host_cpu"] == [pytest.approx(4 * a_ + 4 * b_ + 4 * s_, abs=1e-15)]
+
+
+def test_an_iteration_granted_the_core_reads_the_acks_that_arrived_while_it_waited():
+    """One client with event-loop iterations and two sync producers, and the broker on its one core,
+    zero RTT: a 0.1 ms wake-up, 1 ms per publish, 0.5 ms per ack, 2 ms per message in the partition.
+
+    0-2.1 the first iteration (wake-up, both publishes; sent at 2.1); 2.1-4.1 m0 and 4.1-6.1 m1 in
+    the partition (one pass). m0's ack is in at 4.1: the loop wakes and asks for the core, which the
+    partition holds until 6.1; m1's ack comes in at 6.1, while it waits, so the iteration granted at
+    6.1 reads both: 6.1-6.2 wake-up, 6.7 m0 resolved, 7.2 m1 resolved. Both producers then make their
+    next message in the next iteration, at once (no wake-up): 7.2-9.2, both sent at 9.2; the partition
+    9.2-11.2 and 11.2-13.2; the iteration woken at 11.2 by m2's ack is granted at 13.2 and reads m3's
+    too: 13.3 wake-up, 13.8, 14.3. (Had the iteration read only the acks in when it asked, m1's ack
+    would have waited for the next one, and m2 would have left alone at 8.2.)"""
+    w, a_, b_, s_ = 0.1 * MS, 1 * MS, 0.5 * MS, 2 * MS
+    config = pure_network(clients=1, producers_per_client=2, producer__messages=2, client__loop="iterations",
+                          client__wakeup_cpu=w, client__send_cpu=a_, client__ack_cpu=b_, broker__service_time=s_,
+                          link__rtt=0, client__host_cores=1, broker__colocated=True)
+    assert shares_cores(System(config))
+    first = w + 2 * a_  # 2.1: both sent
+    acked = first + 2 * s_ + w  # 6.2: the iteration granted at 6.1 has woken
+    second = acked + 2 * b_ + 2 * a_  # 9.2: m2 and m3 sent
+    late = second + 2 * s_ + w  # 13.3
+    # producer 1: m0, m2; producer 2: m1, m3
+    expected = dict(created=[0, acked + 2 * b_, 0, acked + 2 * b_], sent=[first, second, first, second],
+                    stored=[first + s_, second + s_, first + 2 * s_, second + 2 * s_],
+                    resolved=[acked + b_, late + b_, acked + 2 * b_, late + 2 * b_])
+    for a in both_engines(config):
+        assert_times(a, **expected)
 
 
 def test_read_loops_take_turns_on_the_brokers_core():
@@ -212,23 +292,27 @@ def test_read_passes_take_turns_on_the_brokers_core():
 
 def test_a_pass_with_a_read_factor_holds_the_core_for_its_whole_drawn_time():
     """One connection per_message with a drawn factor, on the core a partition (2 ms) also uses: a
-    pass asks the core for (wake-up + read_cpu) x its factor, and starts its parse when granted."""
+    pass holds the core for (wake-up + read_cpu) x its factor, and starts its parse when granted.
+
+    (Recomputed when the work a station does became decided at its grant: the partition's pass now
+    takes both messages parsed by its grant, so the second is stored before the third pass runs.)"""
     config = pure_network(clients=1, producer__messages=3, producer__mode="nonblocking", link__rtt=10 * MS,
                           broker__cores=1, broker__wakeup_cpu=1 * MS, broker__read_cpu=0.5 * MS,
                           broker__read_cv=0.5, broker__service_time=2 * MS)
     system = System(config)
     assert shares_cores(system)
     f = [next(d) for d in [system.read_factors()[0]] for _ in range(3)]
-    # pass 1 at 5 parses at p1; at p1 the second pass and the partition's first job both ask the core,
-    # and at one instant a read loop goes first: the second pass p1 .. p2, the partition p2 .. s1
+    # pass 1 at 5 parses at p1; at p1 the second pass and the partition both ask the core, and at one
+    # instant a read loop goes first: the second pass p1 .. p2
     p1 = 5 * MS + 1 * MS * f[0] + 0.5 * MS * f[0]
     p2 = p1 + 1 * MS * f[1] + 0.5 * MS * f[1]
+    # at p2 the partition (asked at p1) is granted before the third pass (asked at p2), and finds both
+    # parsed messages waiting: p2 .. s1 .. s2
     s1 = p2 + 2 * MS
-    # the third pass asked at p2, after the partition's job (asked at p1): it gets the core at s1, and
-    # the partition's second job (asked at s1) waits for it
-    p3 = s1 + 1 * MS * f[2] + 0.5 * MS * f[2]
-    s2 = p3 + 2 * MS
-    s3 = s2 + 2 * MS
+    s2 = s1 + 2 * MS
+    # the third pass gets the core at s2, and the partition, asking when it parses the third, at p3
+    p3 = s2 + 1 * MS * f[2] + 0.5 * MS * f[2]
+    s3 = p3 + 2 * MS
     for a in both_engines(config):
         assert_times(a, stored=[s1, s2, s3], resolved=[s1 + 5 * MS, s2 + 5 * MS, s3 + 5 * MS])
 

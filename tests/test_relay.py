@@ -78,18 +78,21 @@ def test_the_relay_waits_for_a_shared_core_behind_a_client_job():
     broker costs CPU): 1 U per produce(), 1/2 U per ack, 1/4 U per chunk.
 
     0-1 client 1 sends m0; 1-2 client 2 sends m1 (asked at 0, before the relay asked at 1);
-    2-2.25 the relay's pass of m0 (it waited for the core); m0 is stored at 2.25 and its ack is
-    back at the relay as the pass ends; the next pass (2.25-2.75) reads two sockets: m1 up (done
-    at 2.5, stored then) and the ack of m0 down (done at 2.75); at 2.75 client 1's ack and the
-    relay's pass for the ack of m1 both ask for the core, and the client goes first: 2.75-3.25
-    the ack, 3.25-3.5 the relay; 3.5-4 client 2's ack."""
+    the relay is granted the core at 2 and reads what waits then, m0 and m1 (two sockets):
+    2-2.25 m0 up (stored at 2.25, its ack back at the relay then), 2.25-2.5 m1 up (stored, its
+    ack back at 2.5); the next pass (2.5-3) reads both acks: m0's done at 2.75, m1's at 3;
+    client 1's ack asked at 2.75 and gets the core at 3: 3-3.5; client 2's (asked at 3) 3.5-4.
+
+    (Recomputed when the work a station does became decided at its grant: the relay's first pass,
+    asked at 1 with m0 alone, now also carries m1, which arrived while it waited for the core, so
+    the acks travel together in the second pass and client 1's ack is done at 3.5, not 3.25.)"""
     a, b, r = U, U / 2, U / 4
     config = pure_network(clients=2, producer__messages=1, client__send_cpu=a, client__ack_cpu=b, link__rtt=0,
                           client__host_cores=1, broker__colocated=True, link__relay=True, link__relay_cpu=r)
     system = System(config)
     assert shares_cores(system) and layout(system).users == (3,)
     expected = dict(created=[0, 0], sent=[a, 2 * a], stored=[2 * a + r, 2 * a + 2 * r],
-                    resolved=[2 * a + 3 * r + b, 2 * a + 4 * r + 2 * b])
+                    resolved=[2 * a + 4 * r + b, 2 * a + 4 * r + 2 * b])
     for arrays in both_engines(config):
         assert_times(arrays, **expected)
     busy = run(config).records.busy

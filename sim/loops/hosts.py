@@ -14,24 +14,30 @@ time order:
 * ``UPLINK`` / ``GATE_UP``: a message enters its connection's TCP window and the
   shared uplink;
 * ``READ_ARRIVE`` / ``READ_DONE``, ``PART_DONE``: the read loop of each
-  connection and the stage of each partition, one job at a time; a job starts
-  when it has arrived and the station is free, and asks its pool for a core;
-  a partition's departure enters the shared downlink at once;
+  connection and the stage of each partition. A read loop takes one message
+  at a time: it asks its pool for a core when the message has arrived and the
+  loop is free. A partition stage on shared cores asks for a core when it has
+  messages and is idle, and at its grant serves every message waiting then,
+  one after the other (one pass); with a core of its own it serves them one
+  at a time. A partition's departure enters the shared downlink at once;
 * ``READ_PASS`` / ``PARSED``, ``ACKS_WRITTEN``: a read loop in passes
   (``sim.model.broker_io``) starts a pass once every arrival of its instant is
-  in; the pass takes what has arrived, asks its pool for one core for all of
-  it and is laid out from the grant; each message reaches its partition when
+  in; the pass asks its pool for one core, takes what has arrived by the
+  grant and is laid out from it; each message reaches its partition when
   parsed. The acks of a pass are written at its last store, and those written
   at one instant enter the downlink in connection order;
 * ``RELAY_PASS``: a relay on the path (``sim.model.relay``) starts a pass once
-  every arrival of its instant is in (after the acks written then), reads every
-  socket with bytes waiting, asks the broker's pool for one core for the whole
-  pass, and is laid out from the grant; each chunk's messages go on to their
+  every arrival of its instant is in (after the acks written then), asks the
+  broker's pool for one core for the whole pass, reads every socket with bytes
+  waiting at the grant, and is laid out from it; each chunk's messages go on to their
   read loops, its acks to their clients, RTT/2 after the chunk is done. A
   client looks ahead no further than the earliest an ack the relay holds for it
   could reach it;
 * ``GRANT``: once everything else at an instant has happened, each pool grants
-  the cores asked for at that instant (``CorePool.grant_due``).
+  its free cores to the requests waiting, first come first served
+  (``CorePool.grant_due``); the station granted decides its job then, so it
+  takes in what reached it while it waited (``sim.model.hosts``). The next
+  ``GRANT`` of a pool is due when its head request is made and a core is free.
 
 At one instant the heap runs the clients first, then the uplink, the read
 loops, the partitions, and the pools last; messages go in connection order
@@ -118,11 +124,18 @@ class HostsLoop(WholeMessageGate):
         self.reads = [_Serial() for _ in range(self.clients)]
         self.parts = [_Serial() for _ in range(self.partitions)]
         self.wake_time = [INF] * self.clients
+        # a wake-up of each client known to be in the heap, not yet run (a client whose work waits
+        # for a core gives the same next timer again and again: one heap entry for it is enough)
+        self.parked = [INF] * self.clients
         # read loops in passes (sim.model.broker_io): a pass is one job, one core request
         self.io = ReadLoops(system) if system.read_passes else None
         self.writes = AckWrites() if system.read_cap_bytes is not None else None
         self.reading = [False] * self.clients  # a pass of the loop is due, waits for its core or runs
-        self.pass_of: list = [None] * self.clients  # (count, factor) of the pass waiting for its core
+        b = cfg.broker
+        # on shared cores a station asks for a core when it has work that may cost CPU, and decides
+        # its job at the grant: a read pass, a partition's pass over what waits, a relay's pass
+        self.pass_pooled = self.broker_pool is not None and (b.wakeup_cpu > 0 or b.read_cpu > 0)
+        self.part_pooled = self.broker_pool is not None and b.service_time > 0
         self.written: list = []  # acks written at this instant: (key, m), into the downlink in key order
         self.jitter = system.jitter > 0  # link.jitter: each message and ack late by its own draw, in order
         if self.jitter:
@@ -135,7 +148,6 @@ class HostsLoop(WholeMessageGate):
         self.relay = Relay(system) if relayed(system) else None
         self.relay_running = False  # a pass waits for its core or runs
         self.relay_wake = INF  # the pending wake-up of the idle relay
-        self.relay_chunks: list | None = None  # the chunks of the pass that waits for its core
         self.relay_asked = INF  # when that pass asked for its core
         if self.relay is not None:
             self.run_client, self.uplink, self.to_downlink = (self.relay_run_client, self.relay_uplink,
@@ -146,42 +158,47 @@ class HostsLoop(WholeMessageGate):
             self.waiting = [deque() for _ in range(self.clients)]
 
     # -- pools ---------------------------------------------------------------------------
-    def ask(self, pool: int, t: float, key: tuple, cost: float) -> None:
-        self.pools[pool].request(t, key, cost)
-        if t < self.grant_at[pool]:
-            self.grant_at[pool] = t
-            heappush(self.heap, (t, POOLS_LAST, pool, GRANT, pool))
+    def ask(self, pool: int, t: float, key: tuple) -> None:
+        """Station ``key`` has work from t and wants a core of ``pool``; it decides its job when granted."""
+        cores = self.pools[pool]
+        cores.request(t, key)
+        soonest = cores.next_grant()
+        if soonest < self.grant_at[pool]:
+            self.grant_at[pool] = soonest
+            heappush(self.heap, (soonest, POOLS_LAST, pool, GRANT, pool))
 
-    def ask_client(self, c: int, t: float, cost: float) -> None:
-        self.ask(self.client_pool[c], t, (CLIENT_CPU, c), cost)
+    def ask_client(self, c: int, t: float) -> None:
+        self.ask(self.client_pool[c], t, (CLIENT_CPU, c))
 
     def grant(self, pool: int, now: float) -> None:
         if now != self.grant_at[pool]:
             return
         heap = self.heap
 
-        def settle(key: tuple, start: float, cost: float) -> float:
+        def settle(key: tuple, start: float) -> tuple[float, float]:
+            """The station ``key`` has a core from ``start`` (= now): it decides its job now."""
             kind, i = key
             if kind == CLIENT_CPU:
-                done = self.granted(i, start, cost)
+                done = self.granted(i, start)
                 self.wake(i, now)  # its next event is known now (this job's end, or one of its own before)
                 return done
+            if kind == PARTITION:
+                return self.part_pass(i, start)
             if kind == READ_LOOP and self.io is not None:
                 return self.run_pass(i, start)
             if kind == RELAY:
-                return self.relay_pass(start)
+                chunks = self.relay.take(start)
+                return self.relay_pass(start, chunks), self.relay.cost(chunks)
+            cost = self.read_cpu  # a read loop one message at a time: the message it asked with
             done = start + cost
-            station = self.reads[i] if kind == READ_LOOP else self.parts[i]
+            station = self.reads[i]
             station.free = done
             key, m = station.current
-            if kind == READ_LOOP:
-                heappush(heap, (done, READS, key, READ_DONE, m))
-            else:
-                heappush(heap, (done, PARTITIONS, key, PART_DONE, m))
-            return done
+            heappush(heap, (done, READS, key, READ_DONE, m))
+            return done, cost
 
         self.pools[pool].grant_due(now, settle)
-        soonest = self.pools[pool].next_due()
+        soonest = self.pools[pool].next_grant()
         self.grant_at[pool] = soonest
         if soonest < INF:
             heappush(self.heap, (soonest, POOLS_LAST, pool, GRANT, pool))
@@ -190,6 +207,11 @@ class HostsLoop(WholeMessageGate):
     def wake(self, c: int, t: float) -> None:
         if t < self.wake_time[c]:
             self.wake_time[c] = t
+            parked = self.parked[c]
+            if t == parked:
+                return
+            if t > parked or parked == INF:  # (an earlier entry is popped before the one remembered)
+                self.parked[c] = t
             heappush(self.heap, (t, CLIENTS_FIRST, self.tick(), CLIENT, c))
 
     def run_client(self, c: int, now: float) -> None:
@@ -223,58 +245,76 @@ class HostsLoop(WholeMessageGate):
             heappush(self.heap, (now, PASSES, c, READ_PASS, c))
 
     def pass_due(self, c: int, now: float) -> None:
-        """Connection c's loop may start a pass (bytes arrived, or its last pass ended)."""
+        """Connection c's loop may start a pass (bytes arrived, or its last pass ended). On
+        shared cores it asks for a core and reads what has arrived by its grant."""
         io = self.io
         if not io.buffers[c]:
             self.reading[c] = False
             return
-        count = io.take(c, now)
-        factor = io.factors[c]()
-        cost = io.cost(count, factor)
-        self.pass_of[c] = (count, factor)
-        if cost > 0 and self.broker_pool is not None:
-            self.ask(self.broker_pool, now, (READ_LOOP, c), cost)
+        if self.pass_pooled:
+            self.ask(self.broker_pool, now, (READ_LOOP, c))
         else:
             self.run_pass(c, now)
 
-    def run_pass(self, c: int, start: float) -> float:
-        """The pass has its core from ``start``: each message reaches its partition as it is
-        parsed; the loop looks for more when the pass ends (returned)."""
-        count, factor = self.pass_of[c]
-        self.pass_of[c] = None
-        parsed = self.io.lay_out(c, start, count, factor)
+    def run_pass(self, c: int, start: float) -> tuple[float, float]:
+        """The pass starts at ``start`` (its grant, on shared cores): it reads what has
+        arrived by then, and each message reaches its partition as it is parsed; the loop
+        looks for more when the pass ends. Returns that end and the pass's CPU seconds."""
+        io = self.io
+        count = io.take(c, start)
+        factor = io.factors[c]()
+        cost = io.cost(count, factor)
+        parsed = io.lay_out(c, start, count, factor)
         if self.writes is not None:
             self.writes.open(parsed)
         heap = self.heap
         for t, key, m in parsed:
             heappush(heap, (t, PARSE, key, PARSED, m))
-        end = self.io.free[c]
+        end = io.free[c]
         heappush(heap, (end, PASSES, c, READ_PASS, c))
-        return end
+        return end, cost
 
     # -- the broker: read loops and partition stages, one job at a time each ------------------
     def start_read(self, c: int, now: float, key: int, m: int) -> None:
+        """Message m starts its read: one message per request for a core (fixed when it asks)."""
         station = self.reads[c]
         station.current = (key, m)
         cost = self.read_cpu
         station.jobs += 1
         if cost > 0 and self.broker_pool is not None:
-            self.ask(self.broker_pool, now, (READ_LOOP, c), cost)
+            self.ask(self.broker_pool, now, (READ_LOOP, c))
         else:
             station.free = now + cost
             heappush(self.heap, (now + cost, READS, key, READ_DONE, m))
 
     def start_part(self, p: int, now: float, key: int, m: int) -> None:
+        """A partition with a core of its own starts message m's service."""
         station = self.parts[p]
         station.current = (key, m)
         cost = self.service_time if self.deterministic else self.draw[p]()
         station.busy += cost  # (used only for drawn service times)
         station.jobs += 1
-        if cost > 0 and self.broker_pool is not None:
-            self.ask(self.broker_pool, now, (PARTITION, p), cost)
-        else:
-            station.free = now + cost
-            heappush(self.heap, (now + cost, PARTITIONS, key, PART_DONE, m))
+        station.free = now + cost
+        heappush(self.heap, (now + cost, PARTITIONS, key, PART_DONE, m))
+
+    def part_pass(self, p: int, start: float) -> tuple[float, float]:
+        """A partition on shared cores has a core from ``start``: it serves every message
+        waiting at it then, one after the other (a service time drawn for each, in arrival
+        order), each stored at its own end; returns the pass's end and CPU seconds."""
+        station = self.parts[p]
+        queue, heap = station.queue, self.heap
+        t, total = start, 0.0
+        for key, m in queue:
+            cost = self.service_time if self.deterministic else self.draw[p]()
+            total += cost
+            t = t + cost
+            heappush(heap, (t, PARTITIONS, key, PART_DONE, m))
+        station.busy += total
+        station.jobs += len(queue)
+        station.current = len(queue)  # its messages not yet stored
+        queue.clear()
+        station.free = t
+        return t, total
 
     def client_of(self, m: int) -> int:
         return self.state.client_of[self.records.producer[m]]
@@ -298,6 +338,12 @@ class HostsLoop(WholeMessageGate):
     def to_partition(self, now: float, key: int, m: int) -> None:
         p = self.records.partition[m]
         part = self.parts[p]
+        if self.part_pooled:  # shared cores: it waits; a partition with nothing to do asks for a core
+            part.queue.append((key, m))
+            if part.current is None:
+                part.current = 0
+                self.ask(self.broker_pool, now, (PARTITION, p))
+            return
         if part.current is None:
             self.start_part(p, now, key, m)
         else:
@@ -306,9 +352,17 @@ class HostsLoop(WholeMessageGate):
     def part_done(self, now: float, key: int, m: int) -> None:
         p = self.records.partition[m]
         station = self.parts[p]
-        station.current = None
-        if station.queue:
-            self.start_part(p, now, *station.queue.popleft())
+        if self.part_pooled:  # the pass's last store ends it: it asks again if messages wait
+            station.current -= 1
+            if not station.current:
+                station.current = None
+                if station.queue:
+                    station.current = 0
+                    self.ask(self.broker_pool, now, (PARTITION, p))
+        else:
+            station.current = None
+            if station.queue:
+                self.start_part(p, now, *station.queue.popleft())
         self.records.stored[m] = now
         if self.writes is not None:  # the ack waits for the last store of its pass
             written = self.writes.stored(m, now)
@@ -400,26 +454,23 @@ class HostsLoop(WholeMessageGate):
             return  # (a wake-up overtaken by an earlier one)
         self.relay_wake = INF
         relay = self.relay
-        chunks = relay.take(now)
-        if not chunks:
-            soonest = relay.next_arrival()
+        soonest = relay.next_arrival()
+        if soonest > now:  # nothing waits yet
             if soonest < INF:
                 self.relay_wake = soonest
                 heappush(self.heap, (soonest, RELAYS, 0, RELAY_PASS, 0))
             return
         self.relay_running = True
-        self.relay_chunks = chunks
-        cost = relay.cost(chunks)
-        if cost > 0 and self.broker_pool is not None:  # one core for the whole pass
+        if relay.cpu > 0 and self.broker_pool is not None:  # one core for the whole pass, read at its grant
             self.relay_asked = now
-            self.ask(self.broker_pool, now, (RELAY, 0), cost)
+            self.ask(self.broker_pool, now, (RELAY, 0))
         else:
-            self.relay_pass(now)
+            self.relay_pass(now, relay.take(now))
 
-    def relay_pass(self, start: float) -> float:
-        """The pass has its core from ``start``: each chunk's messages and acks go on when
-        it is done; the relay looks for more bytes when the pass ends (returned)."""
-        chunks, self.relay_chunks = self.relay_chunks, None
+    def relay_pass(self, start: float, chunks: list) -> float:
+        """The pass starts at ``start`` (its grant, on shared cores) with the chunks waiting
+        then: each chunk's messages and acks go on when it is done; the relay looks for more
+        bytes when the pass ends (returned)."""
         if start > self.relay_asked:
             self.relay.waited += start - self.relay_asked
         for done, way, c, items in self.relay.lay_out(start, chunks):
@@ -445,6 +496,8 @@ class HostsLoop(WholeMessageGate):
                 cut = True
                 break
             if kind == CLIENT:
+                if now == self.parked[x]:
+                    self.parked[x] = INF
                 if now >= self.wake_time[x]:
                     self.wake_time[x] = INF
                     self.run_client(x, now)

@@ -120,7 +120,7 @@ class AioClients:
         self.open_loop = cfg.producer.rate is not None
         self.burst = cfg.producer.mode == "burst"
         self.sync = cfg.producer.mode == "sync"  # produce() awaits the publish (no task)
-        # shared cores (sim.model.hosts), set by the hosts loop: ask(c, t, cost) when client c's
+        # shared cores (sim.model.hosts), set by the hosts loop: ask(c, t) when client c's
         # work (an iteration or a job) wants a core from t; until granted() it decides nothing more
         self.ask = None
         self.pooled = [False] * n_clients
@@ -210,12 +210,13 @@ class AioClients:
         cpu, inbox, jobs, batched = self.cpu[c], self.inbox[c], self.jobs[c], self.batched
         waiting = self.waiting
         while True:
-            if waiting[c]:  # its CPU work waits for a core (shared cores: granted() says when)
-                return INF
-            if not cpu and jobs:
+            if not cpu and jobs and not waiting[c]:
                 self._job(c)
+            if waiting[c]:  # its CPU work waits for a core (shared cores: granted() says when)
+                self._while_waiting(c, now)
                 if waiting[c]:
-                    return INF
+                    return self._next_held(c)
+                continue
             t_timer, who = self._next_timer(c)
             t_cpu = cpu[0][0] if cpu else INF
             t_ack = inbox[0][0] if inbox and not batched else INF
@@ -231,6 +232,31 @@ class AioClients:
                 self._fire_timer(c, t, who)
             else:
                 self._iteration(c, s)
+
+    def _next_held(self, c: int) -> float:
+        """While client c's work waits for a core: its next timer, or (one job at a time) ack."""
+        t_timer, _ = self._next_timer(c)
+        inbox = self.inbox[c]
+        if inbox and not self.batched and inbox[0][0] < t_timer:
+            return inbox[0][0]
+        return t_timer
+
+    def _while_waiting(self, c: int, now: float) -> None:
+        """Client c's work waits for a core (granted no earlier than ``now``, and it ends later):
+        its timers and (one job at a time) arriving acks that the clock has reached come
+        first. They fire meanwhile, as a process's watchdog and socket do."""
+        inbox, batched = self.inbox[c], self.batched
+        while self.waiting[c]:
+            t_timer, who = self._next_timer(c)
+            t_ack = inbox[0][0] if inbox and not batched else INF
+            if t_ack <= t_timer:
+                if t_ack > now:
+                    return
+                self.jobs[c].append((t_ack, ACK, inbox.popleft()[1]))
+            else:
+                if t_timer > now:
+                    return
+                self._fire_timer(c, t_timer, who)
 
     # -- the loop -------------------------------------------------------------------
     def _next_start(self, c: int) -> float:
@@ -259,22 +285,37 @@ class AioClients:
                     self.ready_at[c] = s
                 if self._after_produce(c, j, s, go_on=False):
                     self._produce(c, j, s)  # may it go on in the next iteration?
-        acks = []
-        while inbox and inbox[0][0] <= s:
-            acks.append(inbox.popleft()[1])
-        if self.pooled[c]:  # shared cores: the iteration runs once its host grants it a core
-            cost = wake + sum(self._send_cost(m) for m in batch) + sum(
-                self._ack_cost(m) for m in acks)
-            if cost > 0:
-                self.plan[c] = (wake, batch, acks)
-                self.waiting[c] = True
-                self.ask(c, s, cost)
-                return
-        self._lay_out(c, s, wake, batch, acks)
+        if self.pooled[c] and self._needs_core(c, s, wake, batch):
+            # shared cores: the iteration runs once its host grants it a core, and reads the acks
+            # that have arrived by then (granted())
+            self.plan[c] = (wake, batch)
+            self.waiting[c] = True
+            self.ask(c, s)
+            return
+        self._lay_out(c, s, wake, batch, self._arrived(c, s))
 
-    def _lay_out(self, c: int, s: float, wake: float, batch: list, acks: list) -> float:
+    def _arrived(self, c: int, t: float) -> list:
+        """The acks of client c that have arrived by t, taken from its inbox."""
+        inbox, acks = self.inbox[c], []
+        while inbox and inbox[0][0] <= t:
+            acks.append(inbox.popleft()[1])
+        return acks
+
+    def _needs_core(self, c: int, s: float, wake: float, batch: list) -> bool:
+        """Does the iteration starting at s have CPU work, as known at s (its wake-up, its
+        publishes, the acks in by s)? One of no CPU time runs at s without a core."""
+        if wake > 0 or any(self._send_cost(m) > 0 for m in batch):
+            return True
+        for t, m in self.inbox[c]:
+            if t > s:
+                return False
+            if self._ack_cost(m) > 0:
+                return True
+        return False
+
+    def _lay_out(self, c: int, s: float, wake: float, batch: list, acks: list) -> tuple[float, float]:
         """The iteration's work from s: the wake-up (``wake``, its CPU), the publishes, each ack;
-        returns its end."""
+        returns its end and its CPU seconds."""
         t = s
         busy = 0.0
         if wake:
@@ -295,16 +336,20 @@ class AioClients:
         self.last_end[c] = t
         self.cpu_free[c] = t
         self.cpu_busy[c] += busy
-        return t
+        return t, busy
 
-    def granted(self, c: int, start: float, cost: float) -> float:
-        """Shared cores: client c's waiting work got a core at ``start``; returns when it ends."""
+    def granted(self, c: int, start: float) -> tuple[float, float]:
+        """Shared cores: client c's waiting work got a core at ``start``; returns when it ends
+        and its CPU seconds. An iteration reads every ack that has arrived by ``start``: a
+        process finds, when it runs, everything that reached its socket while it waited."""
         plan, self.plan[c] = self.plan[c], None
         self.waiting[c] = False
-        if len(plan) == 2:  # one job
-            kind, m = plan
-            return self._place(c, start, kind, m, cost)
-        return self._lay_out(c, start, *plan)
+        if plan[0] is None:  # one job, fixed when it asked
+            _, kind, m = plan
+            cost = self._send_cost(m) if kind == WRITE else self._ack_cost(m)
+            return self._place(c, start, kind, m, cost), cost
+        wake, batch = plan
+        return self._lay_out(c, start, wake, batch, self._arrived(c, start))
 
     def _job(self, c: int) -> None:
         """per_message: the idle CPU takes the job that became ready first."""
@@ -313,9 +358,9 @@ class AioClients:
         s = last if last > ready else ready
         cost = self._send_cost(m) if kind == WRITE else self._ack_cost(m)
         if self.pooled[c] and cost > 0:  # shared cores: it runs once its host grants it a core
-            self.plan[c] = (kind, m)
+            self.plan[c] = (None, kind, m)
             self.waiting[c] = True
-            self.ask(c, s, cost)
+            self.ask(c, s)
             return
         self._place(c, s, kind, m, cost)
 

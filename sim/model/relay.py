@@ -32,10 +32,11 @@ else the relay sleeps again. With ``relay_cpu = 0`` every chunk is done at s.
 
 Cores. With shared cores (``sim.model.hosts``) the relay takes its cores from
 the broker's pool (a co-located broker's: client host 1's; ``broker.cores``:
-the broker's): a pass is ONE request for a core, for all its chunks, and is
-laid out from the grant; at one instant the relay's request comes after the
-clients', the read loops' and the partitions'. Without a pool it has a core of
-its own.
+the broker's): a pass is ONE request for a core, for all its chunks; it reads
+the sockets with bytes waiting at its grant (what came while it waited is in)
+and is laid out from the grant; at one instant the relay's request comes after
+the clients', the read loops' and the partitions'. Without a pool it has a
+core of its own.
 
 Its CPU per message lies between 0 (a busy relay whose chunks carry many
 messages each) and 2 x ``relay_cpu`` (one message per chunk each way, as an
