@@ -168,11 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         "trips with a delay proxy, run each point's producers as separate processes, and write one CSV row per "
         "point and repeat. Needs pip install 'sim[nats]'.",
     )
-    measure.add_argument("--suite", choices=["quick", "full"], default="full",
+    measure.add_argument("--suite", choices=["quick", "full", "proxy"], default="full",
                          help="quick: every mode once, under a minute; full (default): every mode, several RTTs, "
-                         "windows, limits, overload bursts and producers x partitions, a few minutes")
+                         "windows, limits, overload bursts and producers x partitions, a few minutes; proxy: "
+                         "points behind the delay proxy, to set its CPU beside the client's and the server's")
     measure.add_argument("--quick", action="store_const", const="quick", dest="suite", help="same as --suite quick")
-    measure.add_argument("--repeats", type=int, metavar="N", help="runs of each point (default: 1 quick, 2 full)")
+    measure.add_argument("--repeats", type=int, metavar="N",
+                         help="runs of each point (default: 1 quick, 2 full and proxy)")
     measure.add_argument("-o", "--out", default="measurements.csv", metavar="FILE.csv",
                          help="where to write the table (default: measurements.csv); rewritten after every row")
     measure.add_argument("--server-bin", metavar="PATH", help="the nats-server executable (default: the one "

@@ -804,3 +804,26 @@ def test_strict_json_encoding_of_non_finite_numbers():
     assert json.loads(text) == {"a": "inf", "b": ["-inf", None, 1.5], "c": {"d": None, "e": 3}, "f": ["inf"],
                                 "g": None, "h": "inf"}
     assert "Infinity" not in text and "NaN" not in text
+
+
+def test_measurement_tables_with_and_without_the_proxy_column(tmp_path, capsys):
+    """proxy_cpu_us_per_msg is optional (older tables lack it: read as NaN); when present it must be a number."""
+    from sim.measure import COLUMNS, read_table
+
+    row = dict(mode="window", rtt_ms=5.03, window=100, limit="", producers=1, partitions=1, messages=1000,
+               ack_wait_s=15.0, payload_bytes=512, throughput_msgs_per_s=9000.0, p50_ms=6.0, p99_ms=9.0, timeouts=0,
+               stored=1000, client_cpu_us_per_msg=50.0, server_cpu_us_per_msg=35.0, repeat=0, host_cores=2,
+               colocated=True)
+    old = tmp_path / "old.csv"
+    old.write_text(",".join(COLUMNS) + "\n" + ",".join(str(row[c]) for c in COLUMNS) + "\n")
+    assert math.isnan(read_table(str(old))["proxy_cpu_us_per_msg"][0])
+    new = tmp_path / "new.csv"
+    header, values = COLUMNS + ["proxy_cpu_us_per_msg"], [str(row[c]) for c in COLUMNS]
+    new.write_text(",".join(header) + "\n" + ",".join(values + ["31.5"]) + "\n" + ",".join(values + [""]) + "\n")
+    read = read_table(str(new))["proxy_cpu_us_per_msg"]
+    assert read[0] == 31.5 and math.isnan(read[1])
+    bad = tmp_path / "bad.csv"
+    bad.write_text(",".join(header) + "\n" + ",".join(values + ["31.5"]) + "\n" + ",".join(values + ["lots"]) + "\n")
+    line = one_error_line(capsys, main(["calibrate", str(bad), "-o", str(tmp_path / "c.toml")]))
+    assert line == f"sim: error: {bad}: proxy_cpu_us_per_msg = lots (row 2): expected a number or empty"
+    assert not (tmp_path / "c.toml").exists()

@@ -7,6 +7,7 @@ and every child dies with its parent even if the test process is killed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import statistics
@@ -74,6 +75,18 @@ def test_row_has_the_schema_and_counts(session):
     assert row["client_cpu_us_per_msg"] > 0 and row["host_cores"] == os.cpu_count()
 
 
+def test_the_proxy_cpu_is_recorded_behind_the_proxy_and_only_there(session):
+    """A point behind the delay proxy records the proxy's CPU per message; a direct point has none (NaN)."""
+    behind = session.measure(Point("sync", 1, 300))
+    direct = session.measure(Point("sync", 0, 300))
+    assert behind["acked"] == 300 and direct["acked"] == 300
+    assert behind["proxy_cpu_us_per_msg"] > 0
+    # no more than 2 cores' worth of the point's wall time (its run plus 0.3 s of probes each side)
+    proxy_s = behind["proxy_cpu_us_per_msg"] * 300 / 1e6
+    assert proxy_s <= behind["host_cores"] * (behind["makespan_s"] + 1.0)
+    assert math.isnan(direct["proxy_cpu_us_per_msg"])
+
+
 def test_proxy_adds_the_round_trip_it_is_asked_for(session):
     port = session.port_for(10)
     added = statistics.median(ping_rtts(port, 15)) - statistics.median(ping_rtts(session.server.port, 15))
@@ -130,7 +143,7 @@ def test_no_process_left_when_the_measuring_process_is_killed():
 
 
 def test_measure_writes_one_row_per_point_and_repeat():
-    from sim.measure import COLUMNS, format_table, measure
+    from sim.measure import COLUMNS, OPTIONAL_COLUMNS, format_table, measure
 
     seen = []
     table = measure([Point("sync", 0, 50), Point("burst", 0, 200)], repeats=2, progress=False, on_row=seen.append,
@@ -138,4 +151,5 @@ def test_measure_writes_one_row_per_point_and_repeat():
     assert list(table["mode"]) == ["sync", "burst", "sync", "burst"] and len(seen) == 4
     assert list(table["repeat"]) == [0, 0, 1, 1] and list(table["point"]) == [0, 1, 0, 1]
     assert set(COLUMNS) <= set(table.columns) and (table["stored"] == table["messages"]).all()
+    assert set(OPTIONAL_COLUMNS) <= set(table.columns) and table["proxy_cpu_us_per_msg"].isna().all()  # no proxy
     assert len(format_table(table).splitlines()) == 5

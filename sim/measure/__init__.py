@@ -10,10 +10,10 @@ table described in :mod:`sim.measure.schema`. Needs the ``[nats]`` extra
 
 from __future__ import annotations
 
-from .schema import COLUMNS, MODES, read_table, row_overrides
+from .schema import COLUMNS, MODES, OPTIONAL_COLUMNS, read_table, row_overrides
 from .server import MeasureError
 
-__all__ = ["COLUMNS", "MODES", "MeasureError", "measure", "read_table", "row_overrides"]
+__all__ = ["COLUMNS", "MODES", "OPTIONAL_COLUMNS", "MeasureError", "measure", "read_table", "row_overrides"]
 
 
 def measure(points, repeats: int = 1, progress: bool | None = None, on_row=None, **session_options):

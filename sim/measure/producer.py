@@ -1,9 +1,15 @@
 """One producer process: its own event loop and its own connection to the broker.
 
-Run as ``python -m sim.measure.producer SPEC_JSON``. It connects, prints
-``ready``, waits for ``go`` on standard input, produces, and prints one JSON
-line with what happened. Times come from ``time.perf_counter`` (the system's
-monotonic clock on Linux), so the parent can line up several producers.
+Run as ``python -m sim.measure.producer SPEC_JSON``. It takes turns with the
+parent, one line each way: it connects and prints ``ready``; on a line from
+standard input it probes the request round trip and prints ``probed``; on the
+next, it produces and prints ``done``; on the next, it probes again and
+prints one JSON line with what happened. The parent starts every producer's
+run at once, when all have probed, and reads the server's and the proxy's CPU
+time between ``go`` and the last ``done``: the probes' requests are not
+counted in any process's CPU per message. Times come from
+``time.perf_counter`` (the system's monotonic clock on Linux), so the parent
+can line up several producers.
 
 The modes follow the SDK's ``produce()`` (memphis-py) over nats-py's JetStream
 publish; the ack timer starts when the message is produced:
@@ -69,10 +75,15 @@ async def produce(spec: dict) -> dict:
         if end > tally.last_end:
             tally.last_end = end
 
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    async def turn(word: str) -> None:
+        """Say ``word`` to the parent, then wait for its next line."""
+        sys.stdout.write(word + "\n")
+        sys.stdout.flush()
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+    await turn("ready")
     probes = await probe(nc, spec["probes"])
+    await turn("probed")
     cpu0 = time.process_time()
     tally.first_start = clock()
     tasks: set[asyncio.Task] = set()
@@ -123,6 +134,7 @@ async def produce(spec: dict) -> dict:
     while tasks:
         await asyncio.gather(*list(tasks))
     cpu = time.process_time() - cpu0
+    await turn("done")
     probes += await probe(nc, spec["probes"])
     await nc.close()
     return report(n, tally, cpu, probes)

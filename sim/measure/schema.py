@@ -26,6 +26,11 @@ added_rtt_target_ms > 0     link.relay = true (the delay proxy is on the path; 0
                             ignored there; without that column, added_rtt_ms says)
 ==========================  ================================================
 
+Optional columns (:data:`OPTIONAL_COLUMNS`) are read as NaN when a table
+lacks them: ``proxy_cpu_us_per_msg``, the delay proxy's CPU per message, is
+measured, not modelled (no config key stands for it), and tables written
+before it was recorded do not have it.
+
 The path on loopback has no bandwidth limit and no TCP window to speak of, so
 ``link.bandwidth`` and ``link.window_bytes`` are ``inf`` unless the
 calibrated profile says otherwise; the row's own keys always win.
@@ -45,6 +50,8 @@ COLUMNS = [
     "timeouts", "stored", "client_cpu_us_per_msg", "server_cpu_us_per_msg", "repeat",
     "host_cores", "colocated",
 ]
+# columns a table may lack (older tables were written without them): read as NaN
+OPTIONAL_COLUMNS = ["proxy_cpu_us_per_msg"]
 MODES = ("sync", "window", "limit", "limit_poll", "unbounded", "burst")
 LIMITER_POLL = "100ms"
 
@@ -149,4 +156,15 @@ def read_table(path: str):
                          f"{', '.join(COLUMNS)}")
     if table.empty:
         raise InputError(f"{path}: no rows")
+    for column in OPTIONAL_COLUMNS:
+        if column not in table.columns:
+            table[column] = math.nan
+            continue
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = table[column].notna() & numbers.isna()
+        if bad.any():
+            value = table[column][bad].iloc[0]
+            raise InputError(f"{path}: {column} = {value} (row {int(bad.to_numpy().argmax()) + 1}): "
+                             "expected a number or empty")
+        table[column] = numbers
     return table

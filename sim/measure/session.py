@@ -184,12 +184,14 @@ class Session:
         # request probes before and after the run, 0.3 s each way: as long an exposure to a busy
         # machine as a short run, so the two see the same preemptions
         probes = int(min(2000, max(5, 0.3 / (percentile(path, 0.5) + 1e-4))))
-        results = self._run_producers(point, port, probes)
+        proxy = self.proxies[point.added_rtt_ms][0] if port != self.server.port else None
+        results = self._run_producers(point, port, probes, proxy)
         request = sorted(v for o in results["outputs"] for v in o["request_rtts_s"])
         stored = self._settled_stored(point.partitions)
         return self._row(point, repeat, results, (path, direct, request), stored, busy_before, waited, load1)
 
-    def _run_producers(self, point: Point, port: int, probes: int) -> dict:
+    def _run_producers(self, point: Point, port: int, probes: int, proxy: subprocess.Popen | None = None) -> dict:
+        """Run the point's producers; their outputs, and the CPU the server and the proxy (if any) spent meanwhile."""
         shares = [point.messages // point.producers + (1 if i < point.messages % point.producers else 0)
                   for i in range(point.producers)]
         base = {"url": f"nats://127.0.0.1:{port}", "mode": point.mode, "window": point.window,
@@ -202,14 +204,17 @@ class Session:
             for share in shares
         ]
         try:
-            for process in self.producers:
-                line = _read_line(process, 30.0, "producer")
-                if line.strip() != "ready":
-                    raise MeasureError(f"producer did not connect: {_error_of(line, process)}")
+            self._turn("ready", 30.0, "producer did not connect")
+            self._tell("probe")
+            self._turn("probed", 60.0, "producer failed before its run")
+            # the run: every producer starts at once; the probes' requests fall outside the CPU counts
+            proxy0 = procs.cpu_seconds(proxy.pid) if proxy is not None else math.nan
             server0, machine0, wall0 = self.server.cpu_seconds(), procs.cpu_times(), time.monotonic()
-            for process in self.producers:
-                process.stdin.write("go\n")
-                process.stdin.flush()
+            self._tell("go")
+            self._turn("done", self.point_timeout_s, "producer failed", point)
+            server1, machine1, wall1 = self.server.cpu_seconds(), procs.cpu_times(), time.monotonic()
+            proxy1 = procs.cpu_seconds(proxy.pid) if proxy is not None else math.nan
+            self._tell("probe")
             outputs = []
             for process in self.producers:
                 remaining = max(1.0, self.point_timeout_s - (time.monotonic() - wall0))
@@ -224,14 +229,33 @@ class Session:
                 if "error" in data:
                     raise MeasureError(f"producer failed: {data['error']}")
                 outputs.append(data)
-            server1, machine1, wall1 = self.server.cpu_seconds(), procs.cpu_times(), time.monotonic()
         finally:
             for process in self.producers:
                 procs.stop(process, grace=1.0)
             self.producers = []
         cores = os.cpu_count() or 1
         busy = cores * (machine1[0] - machine0[0]) / max(1, machine1[1] - machine0[1])
-        return {"outputs": outputs, "server_cpu_s": server1 - server0, "busy_cores": busy, "wall_s": wall1 - wall0}
+        return {"outputs": outputs, "server_cpu_s": server1 - server0, "proxy_cpu_s": proxy1 - proxy0,
+                "busy_cores": busy, "wall_s": wall1 - wall0}
+
+    def _tell(self, word: str) -> None:
+        for process in self.producers:
+            process.stdin.write(word + "\n")
+            process.stdin.flush()
+
+    def _turn(self, word: str, timeout: float, failure: str, point: Point | None = None) -> None:
+        """Wait (up to ``timeout`` seconds in all) until every producer has said ``word``."""
+        start = time.monotonic()
+        for process in self.producers:
+            remaining = max(1.0, timeout - (time.monotonic() - start))
+            try:
+                line = _read_line(process, remaining, "producer")
+            except MeasureError:
+                if point is not None and process.poll() is None:
+                    raise MeasureError(f"point {point.label()} did not finish within {timeout:g} s") from None
+                raise
+            if line.strip() != word:
+                raise MeasureError(f"{failure}: {_error_of(line, process)}")
 
     def _settled_stored(self, partitions: int, patience_s: float = 3.0) -> int:
         """Stored messages, read until two reads 0.2 s apart agree (late appends of timed-out messages)."""
@@ -272,6 +296,8 @@ class Session:
             "stored": stored,
             "client_cpu_us_per_msg": round(sum(o["cpu_s"] for o in outputs) / sent * 1e6, 3),
             "server_cpu_us_per_msg": round(results["server_cpu_s"] / sent * 1e6, 3),
+            # NaN when the point has no proxy (no added RTT)
+            "proxy_cpu_us_per_msg": round(results["proxy_cpu_s"] / sent * 1e6, 3),
             "repeat": repeat,
             "host_cores": os.cpu_count() or 1,
             "colocated": True,

@@ -4,7 +4,10 @@
 with its default repeats) covers every mode, several RTTs, windows, limits,
 bursts up to overload (a 2 s ack_wait) and producers x partitions. A
 limiter only engages when L messages can be in flight, so the limit points
-sit behind an added RTT.
+sit behind an added RTT. ``proxy`` measures what the delay proxy costs: only
+points behind it, at rates from 1,000 msg/s to the machine's ceiling, so
+its CPU per message (``proxy_cpu_us_per_msg``) can be set beside the
+client's and the server's.
 """
 
 from __future__ import annotations
@@ -40,5 +43,13 @@ def full() -> list[Point]:
     return points
 
 
-SUITES = {"quick": quick, "full": full}
-DEFAULT_REPEATS = {"quick": 1, "full": 2}
+def proxy() -> list[Point]:
+    points = [Point("window", 5, 10000, window=100),
+              Point("unbounded", 5, 20000),
+              Point("limit_poll", 5, 2000, limit=100)]
+    points += [Point("window", 1.25, 10000 * p, window=100, producers=p) for p in (1, 2, 4)]
+    return points
+
+
+SUITES = {"quick": quick, "full": full, "proxy": proxy}
+DEFAULT_REPEATS = {"quick": 1, "full": 2, "proxy": 2}
