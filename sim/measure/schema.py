@@ -27,9 +27,10 @@ added_rtt_target_ms > 0     link.relay = true (the delay proxy is on the path; 0
 ==========================  ================================================
 
 Optional columns (:data:`OPTIONAL_COLUMNS`) are read as NaN when a table
-lacks them: ``proxy_cpu_us_per_msg``, the delay proxy's CPU per message, is
-measured, not modelled (no config key stands for it), and tables written
-before it was recorded do not have it.
+lacks them: ``proxy_cpu_us_per_msg``, the delay proxy's CPU per message
+(empty without a proxy), which tables written before it was recorded do not
+have. It sets no key: the model's ``link.relay_cpu`` is a cost per chunk,
+which the proxy's CPU per message is an outcome of, to compare, not to copy.
 
 The path on loopback has no bandwidth limit and no TCP window to speak of, so
 ``link.bandwidth`` and ``link.window_bytes`` are ``inf`` unless the
