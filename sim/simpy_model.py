@@ -94,7 +94,10 @@ class Station:
     """A FIFO server shared by several streams: the uplink, a read loop, a
     partition's lock, the downlink. One job at a time, in order of arrival;
     jobs that arrive at one instant go in connection order ``key = (n, c)``.
-    ``busy_s`` is its busy time and ``free_at`` when its last job ends."""
+    On shared cores (``cores``) each job asks for a core; with ``passes`` (a
+    partition stage) the station asks once, and at the grant serves every job
+    waiting then, one after the other. ``busy_s`` is its busy time and
+    ``free_at`` when its last job ends."""
 
     def __init__(self, env: simpy.Environment, pick_priority: int, name: str, cores: "CorePool | None" = None,
                  core_key: tuple = (), passes: bool = False):
