@@ -72,13 +72,14 @@ def round_trip(config: SimConfig | System) -> float:
     pass of one message: ``wakeup_cpu`` + ``read_cpu``) and the partition
     stage's mean service time; with ``client.loop = iterations``, the wake-up
     of the idle event loop the ack finds (it slept for the rest of the round trip);
-    with a relay on the path (``link.relay``), one chunk of ``link.relay_cpu`` each
-    way (``sim.model.relay``).
+    with a relay on the path (``link.relay``), one pass of one chunk each way
+    (``link.relay_wakeup_cpu`` + ``link.relay_cpu``, ``sim.model.relay``).
     """
     s = _system(config)
     cfg = s.config
+    relay = 2 * (cfg.link.relay_wakeup_cpu + cfg.link.relay_cpu) if cfg.link.relay else 0.0
     away = (cfg.link.rtt + s.uplink_time + s.downlink_time + cfg.broker.read_cpu + cfg.broker.service_time
-            + cfg.broker.wakeup_cpu + (2 * cfg.link.relay_cpu if cfg.link.relay else 0.0))  # while the loop sleeps
+            + cfg.broker.wakeup_cpu + relay)  # while the loop sleeps
     return away + cfg.client.send_cpu + cfg.client.ack_cpu + wakeup(s, away)
 
 

@@ -240,12 +240,14 @@ class Relay:
     """One relay process for the whole path (``sim.model.relay``): a socket per connection
     each way. It sleeps until bytes wait; a pass then reads every socket with bytes
     waiting, one chunk each (uplink sockets by connection, then downlink sockets), for
-    ``cpu`` per chunk: with shared cores ``cores`` it asks for one core for the whole
-    pass; chunk k is done ``cpu`` after chunk k - 1 (the first, ``cpu`` after the pass's
-    start), and what it carries goes on then. The next pass starts when this one ends."""
+    ``wakeup`` per pass and ``cpu`` per chunk: with shared cores ``cores`` it asks for one
+    core for the whole pass; chunk k is done ``cpu`` after chunk k - 1 (the first, ``cpu``
+    after the pass's wake-up), and what it carries goes on then. The next pass starts when
+    this one ends."""
 
-    def __init__(self, env: simpy.Environment, clients: int, cpu: float, cores: "CorePool | None" = None):
-        self.env, self.cpu, self.cores = env, cpu, cores
+    def __init__(self, env: simpy.Environment, clients: int, cpu: float, cores: "CorePool | None" = None,
+                 wakeup: float = 0.0):
+        self.env, self.cpu, self.cores, self.wakeup = env, cpu, cores, wakeup
         self.sockets = ([deque() for _ in range(clients)], [deque() for _ in range(clients)])  # events waiting
         self.busy_s = 0.0
         self.free_at = 0.0
@@ -270,7 +272,7 @@ class Relay:
                 self._wake = env.event()
                 yield self._wake
             yield at(env, 0, RELAY_PICK)  # let every arrival of this instant in
-            pooled = self.cores is not None and cpu > 0
+            pooled = self.cores is not None and (cpu > 0 or self.wakeup > 0)
             if pooled:  # one core for the whole pass; it reads what waits at its grant
                 yield self.cores.request((RELAY, 0))
             chunks = []
@@ -280,8 +282,10 @@ class Relay:
                         chunks.append(list(socket))
                         socket.clear()
             if pooled:
-                self.cores.use(pass_cost(cpu, len(chunks)))
+                self.cores.use(pass_cost(self.wakeup, cpu, len(chunks)))
             start = env.now
+            if self.wakeup > 0:
+                yield env.timeout(self.wakeup)
             for chunk in chunks:
                 if cpu > 0:
                     yield env.timeout(cpu)
@@ -574,7 +578,8 @@ class SimPyModel:
                                    else None, (PARTITION, p), passes=True)
                            for p in range(system.partitions)]
         self.downlink = Station(env, DOWNLINK_PICK, "downlink")
-        self.relay = Relay(env, system.clients, cfg.link.relay_cpu, broker) if cfg.link.relay else None
+        self.relay = Relay(env, system.clients, cfg.link.relay_cpu, broker,
+                           cfg.link.relay_wakeup_cpu) if cfg.link.relay else None
         self.half_rtt = cfg.link.rtt / 2
         self.messages: list[dict] = []
         self.processes: list[simpy.Process] = []

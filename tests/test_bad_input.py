@@ -189,6 +189,9 @@ SET_CASES = [
     (["link.relay=true", "link.relay_cpu=inf"], "link.relay_cpu", "finite"),
     (["link.relay=true", "link.relay_cpu=nan"], "link.relay_cpu", "finite"),
     (["link.relay=true", "link.relay_cpu=12 microseconds"], "link.relay_cpu", "duration"),
+    (["link.relay=true", "link.relay_wakeup_cpu=-1us"], "link.relay_wakeup_cpu", ">= 0"),
+    (["link.relay=true", "link.relay_wakeup_cpu=inf"], "link.relay_wakeup_cpu", "finite"),
+    (["link.relay=true", "link.relay_wakeup_cpu=8 microseconds"], "link.relay_wakeup_cpu", "duration"),
     # broker
     (["broker.partitions=0"], "broker.partitions", ">= 1"),
     (["broker.partitions=1e9"], "broker.partitions", "<="),

@@ -73,6 +73,31 @@ def test_two_clients_chunks_share_one_pass():
     assert (loop.relay.passes, loop.relay.chunks, loop.relay.most) == (3, 4, 2)
 
 
+def test_a_pass_pays_its_wake_up_once_for_all_its_chunks():
+    """link.relay_wakeup_cpu = 1/2 U a pass, 1/4 U a chunk: the two clients' messages reach the
+    relay at 1 and one pass reads both: 1-1.5 its wake-up, client 1's chunk done at 1.75, client
+    2's at 2. Their acks reach the relay at 9.75 and 10: the first ack's pass 9.75-10.5 (wake-up,
+    one chunk), then the second's 10.5-11.25. So the second message paid one wake-up on the way
+    up, shared with the first, and a whole one on the way back; the round trip of an idle path
+    counts one pass of one chunk each way."""
+    a, b, rtt, r, w = U, U / 2, 16 * U, U / 4, U / 2
+    config = pure_network(clients=2, producer__messages=1, client__send_cpu=a, client__ack_cpu=b, link__rtt=rtt,
+                          link__relay=True, link__relay_cpu=r, link__relay_wakeup_cpu=w)
+    stored = [a + w + r + rtt / 2, a + w + 2 * r + rtt / 2]  # 9.75 and 10 U
+    first_back = stored[0] + w + r  # 10.5
+    back = [first_back + rtt / 2, first_back + w + r + rtt / 2]
+    for arrays in both_engines(config):
+        assert_times(arrays, created=[0, 0], sent=[a, a], stored=stored, resolved=[t + b for t in back])
+    loop = HostsLoop(System(config))
+    loop.run()
+    assert (loop.relay.passes, loop.relay.chunks, loop.relay.most) == (3, 4, 2)
+    assert loop.relay.busy == pytest.approx(3 * w + 4 * r, abs=1e-15)
+    one = pure_network(producer__messages=1, client__send_cpu=a, client__ack_cpu=b, link__rtt=rtt,
+                       link__relay=True, link__relay_cpu=r, link__relay_wakeup_cpu=w)
+    assert round_trip(one) == pytest.approx(a + b + rtt + 2 * (w + r), rel=1e-12)
+    assert run(one).arrays["resolved"][0] == pytest.approx(a + b + rtt + 2 * (w + r), abs=1e-12)
+
+
 def test_the_relay_waits_for_a_shared_core_behind_a_client_job():
     """Two sync clients and the relay on one core (co-located broker, zero RTT, nothing in the
     broker costs CPU): 1 U per produce(), 1/2 U per ack, 1/4 U per chunk.
@@ -137,8 +162,11 @@ def relay_config(seed: int):
         config = round_config(seed) if seed % 2 else shared_config(seed, "round")
     ov = {"link.relay": True,
           "link.relay_cpu": r.choice([0.0, r.uniform(1e-6, 30e-6), r.uniform(20e-6, 200e-6), r.uniform(20e-6, 200e-6)])}
+    g = random.Random(95_000 + seed)  # (its own draws: the keys above stay as they were)
+    ov["link.relay_wakeup_cpu"] = g.choice([0.0, g.uniform(1e-6, 100e-6)]) if seed % 3 else 0.0
     if kind == 4:
         ov["link.relay_cpu"] = r.choice([0.0, 1e-5, 5e-5])
+        ov["link.relay_wakeup_cpu"] = g.choice([0.0, 2**-15, 2**-13])
     elif r.random() < 0.4:
         ov["link.jitter"] = r.uniform(1e-5, 2e-3)
         ov["link.jitter_cv"] = r.uniform(0.3, 2.0)
@@ -162,7 +190,7 @@ def test_the_relay_systems_cover_every_combination():
     """Counted, not assumed: the systems above have shared cores (where the relay's passes wait
     for the broker's pool), the asyncio client's iterations, batched read passes, link.jitter, a
     relay of no CPU, and passes that read several sockets."""
-    count = dict(binding=0, pool=0, waited=0, iterations=0, batched=0, jitter=0, free=0, several=0)
+    count = dict(binding=0, pool=0, waited=0, iterations=0, batched=0, jitter=0, free=0, several=0, wakeup=0)
     for seed in RELAYED:
         config = relay_config(seed)
         system = System(config)
@@ -174,12 +202,13 @@ def test_the_relay_systems_cover_every_combination():
         count["iterations"] += config.client.loop == "iterations"
         count["batched"] += config.broker.read_mode == "batched"
         count["jitter"] += config.link.jitter > 0
-        count["free"] += config.link.relay_cpu == 0
+        count["free"] += config.link.relay_cpu == 0 and config.link.relay_wakeup_cpu == 0
+        count["wakeup"] += config.link.relay_wakeup_cpu > 0
         count["several"] += loop.relay.most >= 2
         count["waited"] += loop.relay.waited > 0  # a pass waited for a core of the pool
     assert count["binding"] >= 15 and count["pool"] >= 8 and count["waited"] >= 6, count
     assert count["iterations"] >= 3 and count["batched"] >= 4 and count["jitter"] >= 8, count
-    assert count["free"] >= 6 and count["several"] >= 15, count
+    assert count["free"] >= 3 and count["several"] >= 15 and count["wakeup"] >= 10, count
 
 
 # -- loops, bounds -----------------------------------------------------------------------------------

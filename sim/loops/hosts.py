@@ -461,7 +461,7 @@ class HostsLoop(WholeMessageGate):
                 heappush(self.heap, (soonest, RELAYS, 0, RELAY_PASS, 0))
             return
         self.relay_running = True
-        if relay.cpu > 0 and self.broker_pool is not None:  # one core for the whole pass, read at its grant
+        if relay.costs and self.broker_pool is not None:  # one core for the whole pass, read at its grant
             self.relay_asked = now
             self.ask(self.broker_pool, now, (RELAY, 0))
         else:

@@ -22,8 +22,9 @@ payload_bytes               producer.payload_bytes
 host_cores                  client.host_cores (the producers' host; all on it)
 colocated = true            broker.colocated (the broker shares that host)
 added_rtt_target_ms > 0     link.relay = true (the delay proxy is on the path; 0: false, a direct path
-                            with link.relay_cpu = 0, so a profile's relay cost is not reported as
-                            ignored there; without that column, added_rtt_ms says)
+                            with link.relay_cpu = link.relay_wakeup_cpu = 0, so a profile's relay
+                            costs are not reported as ignored there; without that column,
+                            added_rtt_ms says)
 ==========================  ================================================
 
 Optional columns (:data:`OPTIONAL_COLUMNS`) are read as NaN when a table
@@ -126,7 +127,7 @@ def row_overrides(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
     if added is not None:  # measured through the delay proxy (sim.measure.proxy), or straight to the broker
         out["link.relay"] = added > 0
         if not added > 0:  # no proxy on this row: the profile's relay cost has nothing to cost
-            out["link.relay_cpu"] = 0.0
+            out["link.relay_cpu"] = out["link.relay_wakeup_cpu"] = 0.0
     if mode == "window":
         window = _whole(row, "window", where)
         if window is None:

@@ -176,7 +176,7 @@ def layout(system: System) -> Layout:
         reads = b.read_cpu > 0 or (system.read_passes and b.wakeup_cpu > 0)
         users[broker_pool] += (system.clients if reads else 0) + (
             system.partitions if b.service_time > 0 else 0)
-        if cfg.link.relay and cfg.link.relay_cpu > 0:  # the relay takes the broker's cores
+        if cfg.link.relay and (cfg.link.relay_cpu > 0 or cfg.link.relay_wakeup_cpu > 0):  # on the broker's cores
             users[broker_pool] += 1
     return Layout(tuple(cores), tuple(users), tuple(client_pool), broker_pool, tuple(names))
 
@@ -234,8 +234,9 @@ def pool_demands(system: System) -> list[tuple[str, float, int]]:
     Clients are symmetric (each carries 1/clients of the messages); every message passes
     one read loop (at its least cost: full reads, see ``System.read_cost_per_message``)
     and one partition stage. A relay on the path (``link.relay``, on the broker's pool)
-    spends between 0 and 2 x ``link.relay_cpu`` per message (one chunk each way when each
-    chunk carries one message, next to nothing when chunks carry many): the bound counts
+    spends between 0 and 2 x (``link.relay_wakeup_cpu`` + ``link.relay_cpu``) per message (one
+    pass and one chunk each way when each carries one message, next to nothing when they carry
+    many): the bound counts
     the optimistic 0, so that it stays a true upper bound on throughput (its process counts
     among the pool's users, which can only raise the usable cores). So the pools cap the
     throughput at min over pools of usable cores / demand (:func:`sim.analytic.core_ceiling`)."""

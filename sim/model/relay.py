@@ -22,13 +22,16 @@ Passes. There is one relay for the whole path (every connection, both
 directions) and it is serial, one core at a time. It sleeps until bytes wait;
 a pass starts at s once every arrival of that instant is in, and reads every
 socket with bytes waiting by s, one chunk per socket (all of its waiting
-messages, or acks). It costs ``relay_cpu`` per chunk. Its chunks are laid out
-in a fixed order (uplink sockets by connection, then downlink sockets by
-connection) from the pass's start: chunk k (from 0) is done at
-``start + relay_cpu + ... + relay_cpu`` (k + 1 terms, summed left to right as
-the SimPy model's clock sums them); what it carries goes on then. When a pass
-ends the next starts at once if bytes wait (what arrived during the pass),
-else the relay sleeps again. With ``relay_cpu = 0`` every chunk is done at s.
+messages, or acks). It costs ``link.relay_wakeup_cpu`` (the pass's own turn:
+the poll for ready sockets, its event loop) plus ``relay_cpu`` per chunk. Its
+chunks are laid out in a fixed order (uplink sockets by connection, then
+downlink sockets by connection) after the pass's wake-up: chunk k (from 0) is
+done at ``start + relay_wakeup_cpu + relay_cpu + ... + relay_cpu`` (k + 1
+terms, summed left to right as the SimPy model's clock sums them); what it
+carries goes on then. When a pass ends the next starts at once if bytes wait
+(what arrived during the pass), else the relay sleeps again. With both costs
+0 every chunk is done at s. The wake-up is what makes a busy relay cheaper per
+message: its passes read more sockets, and its chunks more messages.
 
 Cores. With shared cores (``sim.model.hosts``) the relay takes its cores from
 the broker's pool (a co-located broker's: client host 1's; ``broker.cores``:
@@ -39,8 +42,9 @@ the clients', the read loops' and the partitions'. Without a pool it has a
 core of its own.
 
 Its CPU per message lies between 0 (a busy relay whose chunks carry many
-messages each) and 2 x ``relay_cpu`` (one message per chunk each way, as an
-idle path has it): the analytic round trip counts 2 x ``relay_cpu``, the core
+messages each) and 2 x (``relay_wakeup_cpu`` + ``relay_cpu``) (one message per
+chunk and one chunk per pass each way, as an idle path has it): the analytic
+round trip counts that, the core
 bound the optimistic 0 (``sim.model.hosts.pool_demands``).
 
 :class:`Relay` is the arithmetic both the hosts loop (``sim.loops.hosts``) and
@@ -62,9 +66,9 @@ def relayed(system) -> bool:
     return system.config.link.relay
 
 
-def pass_cost(cpu: float, chunks: int) -> float:
+def pass_cost(wakeup: float, cpu: float, chunks: int) -> float:
     """The CPU seconds of a pass of ``chunks`` chunks, summed as its layout sums them."""
-    t = 0.0
+    t = 0.0 + wakeup
     for _ in range(chunks):
         t = t + cpu
     return t
@@ -102,10 +106,11 @@ class Relay:
     s and returns its chunks; :meth:`lay_out` runs them from the pass's start (its
     grant, on shared cores) and says when each chunk is done."""
 
-    __slots__ = ("cpu", "sockets", "held", "busy", "free", "passes", "chunks", "most", "waited")
+    __slots__ = ("cpu", "wakeup", "sockets", "held", "busy", "free", "passes", "chunks", "most", "waited")
 
     def __init__(self, system):
         self.cpu = system.config.link.relay_cpu
+        self.wakeup = system.config.link.relay_wakeup_cpu
         n = system.clients
         # per direction and connection: (arrival, key, m) that reached it (or will) and wait for a pass
         self.sockets = ([deque() for _ in range(n)], [deque() for _ in range(n)])
@@ -136,12 +141,17 @@ class Relay:
         return chunks
 
     def cost(self, chunks: list) -> float:
-        return pass_cost(self.cpu, len(chunks))
+        return pass_cost(self.wakeup, self.cpu, len(chunks))
+
+    @property
+    def costs(self) -> bool:
+        """Does a pass cost CPU (so that, on shared cores, it needs a core)?"""
+        return self.cpu > 0 or self.wakeup > 0
 
     def lay_out(self, start: float, chunks: list) -> list:
         """The pass runs from ``start``: ``[(done, way, c, items), ...]``, chunk k done at
-        start + (k + 1) x relay_cpu (summed)."""
-        t, cpu, held = start, self.cpu, self.held
+        start + relay_wakeup_cpu + (k + 1) x relay_cpu (summed)."""
+        t, cpu, held = start + self.wakeup, self.cpu, self.held
         out = []
         for way, c, items in chunks:
             t = t + cpu
