@@ -139,7 +139,7 @@ class Station:
                     yield env.timeout(seconds)
                     done.succeed()
                 self.free_at = env.now
-                self.cores.release()
+                self.cores.release(self.core_key)
                 continue
             _, _, _, done, service = heappop(self.queue)
             seconds = service() if callable(service) else service
@@ -148,7 +148,7 @@ class Station:
                 yield self.cores.request(self.core_key)
                 self.cores.use(seconds)
                 yield env.timeout(seconds)
-                self.cores.release()
+                self.cores.release(self.core_key)
             else:
                 yield env.timeout(seconds)
             self.free_at = env.now
@@ -232,7 +232,7 @@ class ReadLoop:
                 _, parsed = self.buffer.popleft()
                 parsed.succeed(write)
             if pooled:
-                self.cores.release()
+                self.cores.release(self.core_key)
             self.free_at = env.now
 
 
@@ -294,7 +294,7 @@ class Relay:
             self.busy_s += env.now - start
             self.passes += 1
             if pooled:
-                self.cores.release()
+                self.cores.release((RELAY, 0))
             self.free_at = env.now
 
 
@@ -319,13 +319,22 @@ class CorePool:
     at the instant has happened, earlier requests first, then in ``key`` order (client CPUs,
     read loops, partition stages, the relay: ``sim.model.hosts``), while a core is free. The
     station decides its job when granted (taking in what reached it by then), says its CPU
-    seconds with ``use(seconds)`` and calls ``release()`` when done."""
+    seconds with ``use(seconds)`` and calls ``release(key)`` when done.
 
-    def __init__(self, env: simpy.Environment, cores: int):
+    With a time slice (``slice_`` > 0, ``client.host_slice``): a grant that waited in the queue
+    starts the station's run; a station that releases its core and asks again at the same
+    instant, less than ``slice_`` after its run's grant, keeps it: that request is granted at
+    the instant's pick ahead of every request waiting."""
+
+    def __init__(self, env: simpy.Environment, cores: int, slice_: float = 0.0):
         self.env, self.idle = env, cores
         self.waiting: list = []  # (asked at, key, event)
         self.busy_s = 0.0  # CPU seconds of the jobs granted
         self._pick_at: float | None = None
+        self.slice = slice_
+        self.kept: list = []  # (key, event): requests that keep the core they just released
+        self.run_start: dict = {}  # key -> when its run was granted
+        self.released: dict = {}  # key -> when it last released its core
 
     def use(self, seconds: float) -> None:
         self.busy_s += seconds
@@ -333,12 +342,18 @@ class CorePool:
     def request(self, key: tuple) -> simpy.Event:
         """A core: the event fires when it is granted."""
         granted = self.env.event()
-        heappush(self.waiting, (self.env.now, key, granted))
+        now = self.env.now
+        if self.slice and self.released.get(key) == now and now - self.run_start[key] < self.slice:
+            heappush(self.kept, (key, granted))
+        else:
+            heappush(self.waiting, (now, key, granted))
         self._pick_later()
         return granted
 
-    def release(self) -> None:
+    def release(self, key: tuple | None = None) -> None:
         self.idle += 1
+        if self.slice:
+            self.released[key] = self.env.now
         self._pick_later()
 
     def _pick_later(self) -> None:
@@ -348,9 +363,18 @@ class CorePool:
 
     def _pick(self, _event) -> None:
         self._pick_at = None
-        while self.idle and self.waiting:
-            _, _, granted = heappop(self.waiting)
+        while self.idle and self.kept:  # runs that go on, on the core each just released
+            _, granted = heappop(self.kept)
             self.idle -= 1
+            granted.succeed()
+        for key, granted in self.kept:  # (a core went to another at this instant: they wait)
+            heappush(self.waiting, (self.env.now, key, granted))
+        self.kept.clear()
+        while self.idle and self.waiting:
+            _, key, granted = heappop(self.waiting)
+            self.idle -= 1
+            if self.slice:
+                self.run_start[key] = self.env.now
             granted.succeed()
 
 
@@ -533,7 +557,7 @@ class Client:
                 yield self.cores.request((CLIENT_CPU, self.index))
                 self.cores.use(seconds)
                 yield env.timeout(seconds)
-                self.cores.release()
+                self.cores.release((CLIENT_CPU, self.index))
             else:
                 yield env.timeout(seconds)
             self.cpu_free_at = env.now
@@ -556,7 +580,7 @@ class SimPyModel:
         cfg = config
         check_supported(system)
         self.hosts = hosts = layout(system)  # shared cores: sim.model.hosts
-        self.core_pools = [CorePool(env, cores) for cores in hosts.cores]
+        self.core_pools = [CorePool(env, cores, cfg.client.host_slice) for cores in hosts.cores]
         on = [None if i is None else self.core_pools[i] for i in hosts.client_pool]
         broker = None if hosts.broker_pool is None else self.core_pools[hosts.broker_pool]
         self.clients = [Client(env, c, system.uplink_window, on[c]) for c in range(system.clients)]
@@ -911,7 +935,7 @@ class EventLoop:
             if env.now < t:  # an iteration of wake-up alone still takes its time
                 yield env.timeout(t - env.now)
             if core > 0:
-                client.cores.release()
+                client.cores.release((CLIENT_CPU, client.index))
 
     def resolve(self, message: dict, t: float) -> None:
         model = self.model

@@ -36,7 +36,9 @@ time order:
 * ``GRANT``: once everything else at an instant has happened, each pool grants
   its free cores to the requests waiting, first come first served
   (``CorePool.grant_due``); the station granted decides its job then, so it
-  takes in what reached it while it waited (``sim.model.hosts``). The next
+  takes in what reached it while it waited (``sim.model.hosts``). With a time
+  slice (``client.host_slice``), a station that asks again as its job ends, within
+  its slice, keeps its core ahead of those waiting (``SlicedCorePool``). The next
   ``GRANT`` of a pool is due when its head request is made and a core is free.
 
 At one instant the heap runs the clients first, then the uplink, the read
@@ -56,7 +58,7 @@ from itertools import count
 
 from ..model.aioclient import AioClients, uses_aio_client
 from ..model.broker_io import AckWrites, ReadLoops
-from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, CorePool, layout, pool_busy, pooled_client_side
+from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, core_pool, layout, pool_busy, pooled_client_side
 from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
 from ..model.relay import DOWN, UP, Relay, relayed
 from ..model.station import Station
@@ -102,7 +104,7 @@ class HostsLoop(WholeMessageGate):
         self.records = records = RecordBuffer.for_config(cfg)
         self.records.compact_at = 1 << 62  # this loop keeps every record until the end
         self.layout = lay = layout(system)
-        self.pools = [CorePool(k) for k in lay.cores]
+        self.pools = [core_pool(k, cfg.client.host_slice) for k in lay.cores]  # (a time slice: SlicedCorePool)
         self.client_pool = lay.client_pool
         self.broker_pool = lay.broker_pool
         if uses_aio_client(system):  # the asyncio client (sim.model.aioclient), its work on the pools

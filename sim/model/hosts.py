@@ -128,6 +128,70 @@ class CorePool:
         return max(self.free)
 
 
+class SlicedCorePool(CorePool):
+    """A :class:`CorePool` with the OS scheduler's time slice (``client.host_slice`` > 0).
+
+    A station granted a core at G starts a *run*. When a job of the run ends at T and the
+    station asks again at that same T (it has its next job at once), it keeps the core without
+    queueing if T - G < ``slice``: that request is granted at T ahead of every request waiting
+    (still once everything else at T has happened, as any grant). Otherwise (the slice is used
+    up, or it asks later than T) its request queues first come first served like any other, and
+    the grant that serves it starts a new run."""
+
+    __slots__ = ("slice", "run_start", "ended", "kept")
+
+    def __init__(self, cores: int, slice_: float):
+        super().__init__(cores)
+        self.slice = slice_
+        self.run_start: dict = {}  # key -> when its run was granted
+        self.ended: dict = {}  # key -> when its last job granted here ends
+        self.kept: list = []  # (t, key): requests that keep their core at t (a heap)
+
+    def request(self, t: float, key: tuple) -> None:
+        if self.ended.get(key) == t and t - self.run_start[key] < self.slice:
+            heappush(self.kept, (t, key))
+        else:
+            heappush(self.pending, (t, key))
+
+    def next_grant(self) -> float:
+        soonest = CorePool.next_grant(self)
+        if self.kept and self.kept[0][0] < soonest:
+            return self.kept[0][0]
+        return soonest
+
+    def grant(self, t: float, cost: float) -> float:
+        raise NotImplementedError("a pool with a time slice grants at the grant (grant_due)")
+
+    def grant_due(self, t: float, settle) -> None:
+        pending, free, kept, ended = self.pending, self.free, self.kept, self.ended
+        idle = sum(1 for f in free if f <= t)
+        while kept and kept[0][0] <= t:  # the runs that go on: each on the core it just freed
+            key = heappop(kept)[1]
+            if not idle:  # (its core went to another at this instant: it waits as any request)
+                heappush(pending, (t, key))
+                continue
+            idle -= 1
+            end, cost = settle(key, t)
+            ended[key] = end
+            heapreplace(free, end)
+            self.busy += cost
+            self.jobs += 1
+        while idle and pending and pending[0][0] <= t:
+            idle -= 1
+            key = heappop(pending)[1]
+            end, cost = settle(key, t)
+            self.run_start[key] = t
+            ended[key] = end
+            heapreplace(free, end)
+            self.busy += cost
+            self.jobs += 1
+
+
+def core_pool(cores: int, slice_: float) -> CorePool:
+    """The pool of ``cores`` cores: with a time slice (``client.host_slice`` > 0) or without."""
+    return SlicedCorePool(cores, slice_) if slice_ > 0 else CorePool(cores)
+
+
 @dataclass(frozen=True)
 class Layout:
     """Which pool of cores each client and the broker draw from (None: a core of its own)."""
