@@ -652,7 +652,7 @@ def format_value(key: str, value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if key.endswith(("rtt", "_cpu", "_wait", "_poll", "jitter", "service_time", "duration", ".bin", "wakeup_max")):
+    if key.endswith(("rtt", "_cpu", "_wait", "_poll", "jitter", "service_time", "duration", ".bin", "wakeup_max", "host_slice")):
         return format_duration(value)
     if key.endswith("bandwidth"):
         return format_bandwidth(value)

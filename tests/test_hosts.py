@@ -223,6 +223,9 @@ def shared_config(seed: int, base) -> object:
         ov["broker.cores"] = r.randint(1, 2)
         if not ov.get("broker.read_cpu"):
             ov["broker.read_cpu"] = r.uniform(5e-6, 80e-6)
+    g = random.Random(60_000 + seed)  # (its own draws: the keys above stay as they were)
+    if seed % 3:  # the scheduler's time slice: from a few jobs to many
+        ov["client.host_slice"] = g.choice([0.5e-3, 1.5e-3, 3e-3, g.uniform(10e-6, 2e-3)])
     return build_config(ov)
 
 
@@ -245,7 +248,7 @@ def test_the_shared_systems_make_jobs_wait_for_cores():
             continue
         binding += 1
         free = config.replace({"client.host_cores": None, "client.hosts": 1, "broker.cores": None,
-                               "broker.colocated": False})
+                               "broker.colocated": False, "client.host_slice": 0})
         ours, theirs = Result(config, run_records(System(config))), run(free)
         waited += not np.array_equal(np.sort(ours.arrays["sent"]), np.sort(theirs.arrays["sent"]))
     assert binding >= 40 and waited >= 30, (binding, waited)
@@ -364,7 +367,7 @@ def test_the_pass_systems_share_cores_and_batch():
         batched += config.broker.read_mode == "batched"
         iterations += config.client.loop == "iterations"
         free = config.replace({"client.host_cores": None, "client.hosts": 1, "broker.cores": None,
-                               "broker.colocated": False})
+                               "broker.colocated": False, "client.host_slice": 0})
         ours, theirs = Result(config, run_records(System(config))), run(free)
         a, b = np.sort(ours.arrays["stored"]), np.sort(theirs.arrays["stored"])
         waited += a.size != b.size or not np.allclose(a, b, rtol=0, atol=1e-12, equal_nan=True)
@@ -540,3 +543,151 @@ def test_the_core_bound_counts_a_read_pass_wake_up_over_a_full_read():
     per_message = 93.2e-6 * 703 / 65536 + 5e-6 + 15e-6
     assert core_ceiling(config) == pytest.approx(1 / per_message, rel=1e-12)
     assert run(config).summary["throughput_msgs_per_s"] <= 1 / per_message * (1 + 1e-9)
+
+
+# -- the scheduler's time slice (client.host_slice) ------------------------------------------------------
+
+U = 2.0**-10  # ~0.98 ms: every time below is a multiple of U / 2, exact in binary floating point
+
+
+def test_a_sliced_pool_lets_a_station_that_asks_again_at_once_keep_its_core():
+    from sim.model.hosts import SlicedCorePool, core_pool
+
+    assert type(core_pool(2, 0.0)) is CorePool and type(core_pool(2, 1e-3)) is SlicedCorePool
+    pool = SlicedCorePool(1, 2.0)
+    cost = {(0, 0): 1.0, (2, 0): 0.5}
+    granted = []
+
+    def settle(key, start):
+        granted.append((key, start))
+        return start + cost[key], cost[key]
+
+    pool.request(0.0, (0, 0))
+    pool.grant_due(0.0, settle)  # (0, 0)'s run starts at 0
+    pool.request(0.5, (2, 0))  # waits
+    pool.request(1.0, (0, 0))  # its job ended at 1 and it asks at 1, 1 - 0 < 2: it keeps the core
+    assert pool.next_grant() == 1.0 and pool.kept == [(1.0, (0, 0))]
+    pool.grant_due(1.0, settle)
+    pool.request(2.0, (0, 0))  # 2 - 0 is not < 2: it goes behind (2, 0), which asked at 0.5
+    pool.grant_due(2.0, settle)
+    pool.request(2.5, (2, 0))  # (2, 0)'s run started at 2: it keeps the core at 2.5
+    pool.grant_due(2.5, settle)
+    pool.request(3.5, (2, 0))  # asked later than its job's end (3): it queues, behind (0, 0)
+    pool.grant_due(3.0, settle)
+    pool.grant_due(3.5, settle)
+    assert granted == [((0, 0), 0.0), ((0, 0), 1.0), ((2, 0), 2.0), ((2, 0), 2.5), ((0, 0), 3.0)]
+    assert pool.next_grant() == 4.0 and pool.run_start == {(0, 0): 3.0, (2, 0): 2.0}
+
+
+def test_a_slice_lets_a_busy_client_keep_the_core():
+    """(a) Two unbounded nonblocking clients on one core, U per produce() (a job), U / 2 per ack, 64 U
+    away; a slice of 2 U, two jobs. Client 1 asks at 0 with client 2 and goes first (the lower key):
+    0-1 m10; at 1 it asks again for m11, 1 - 0 < 2: it keeps the core, 1-2 m11. At 2 its run is 2 U
+    long (2 is not < 2): m12 goes behind client 2, waiting since 0. Client 2's run: 2-3 m20, 3-4 m21;
+    at 4 (4 - 2 = 2) m22 goes behind client 1 (asked at 2): 4-5 m12; 5-6 m22. The acks come back 64 U
+    after each send, one U apart at the least: none waits, each resolved U / 2 after it is in.
+
+    Without the slice (0, the default) each job queues: the clients alternate, 1, 3, 5 and 2, 4, 6."""
+    send, ack, rtt = U, U / 2, 64 * U
+    config = pure_network(clients=2, producer__mode="nonblocking", producer__window=None, producer__messages=3,
+                          client__send_cpu=send, client__ack_cpu=ack, link__rtt=rtt, client__host_cores=1,
+                          client__host_slice=2 * U)
+    assert shares_cores(System(config))
+
+    def timeline(sent, created):
+        return dict(created=[x * U for x in created], sent=[x * U for x in sent],
+                    stored=[x * U + rtt / 2 for x in sent], resolved=[x * U + rtt + ack for x in sent])
+
+    # producer 1 (client 1): m10, m11, m12; producer 2: m20, m21, m22
+    sliced = timeline(sent=[1, 2, 5, 3, 4, 6], created=[0, 1, 2, 0, 3, 4])
+    for a in both_engines(config):
+        assert_times(a, **sliced)
+    # (c) slice 0: the old timeline, job by job
+    old = timeline(sent=[1, 3, 5, 2, 4, 6], created=[0, 1, 3, 0, 2, 4])
+    for a in both_engines(config.replace({"client.host_slice": 0})):
+        assert_times(a, **old)
+
+
+def test_when_the_slice_runs_out_the_partition_takes_what_piled_up():
+    """(b) One unbounded nonblocking client and the broker on one core, 1 U away (U / 2 each way):
+    U per produce(), acks free, U / 2 per message in the partition; a slice of 3.5 U.
+
+    0-1 m0 (the run starts at 0). The client keeps the core for m1 (1-2), m2 (2-3), m3 (3-4): each
+    asked as the job before ended, less than 3.5 U into the run. m0 reaches the partition at 1.5 and
+    it asks for the core; m1 and m2 reach it at 2.5 and 3.5 while it waits. At 4 the run is 4 U long:
+    the client's m4 (made at 4) goes behind the partition, which is granted the core at 4 and takes
+    the three messages waiting: stored 4.5, 5, 5.5. m3 reaches it at 4.5; at 5.5 its pass ends and it
+    asks again, 1.5 U into its own run: it keeps the core, m3 stored at 6. The client gets the core at
+    6: 6-7 m4; its acks (in at 5, 5.5, 6, 6.5 while it waited) are taken after m4's send, at 7. m4
+    reaches the partition at 7.5: stored 8, back at 8.5."""
+    config = pure_network(producer__mode="nonblocking", producer__window=None, producer__messages=5,
+                          client__send_cpu=U, broker__service_time=U / 2, link__rtt=U,
+                          client__host_cores=1, broker__colocated=True, client__host_slice=3.5 * U)
+    assert shares_cores(System(config))
+    sliced = dict(created=[0, 1, 2, 3, 4], sent=[1, 2, 3, 4, 7], stored=[4.5, 5, 5.5, 6, 8],
+                  resolved=[7, 7, 7, 7, 8.5])
+    for a in both_engines(config):
+        assert_times(a, **{k: [x * U for x in v] for k, v in sliced.items()})
+    # (c) slice 0, the old timeline: the client's next produce() queues behind the partition each time,
+    # and the partition, granted the core between two of them, finds one message waiting:
+    # 0-1 m0; 1-2 m1 (no one waits at 1); at 2 m2 goes behind the partition (asked at 1.5): 2-2.5 m0;
+    # 2.5-3.5 m2; 3.5-4 m1; 4-5 m3; 5-5.5 m2; 5.5-6.5 m4; 6.5-7 m3; 7-7.5 m4 (arrived at 7). Each
+    # ack waits in the client's queue for the send ahead of it.
+    old = dict(created=[0, 1, 2, 3.5, 5], sent=[1, 2, 3.5, 5, 6.5], stored=[2.5, 4, 5.5, 7, 7.5],
+               resolved=[3.5, 5, 6.5, 7.5, 8])
+    for a in both_engines(config.replace({"client.host_slice": 0})):
+        assert_times(a, **{k: [x * U for x in v] for k, v in old.items()})
+
+
+def test_the_random_shared_systems_run_with_slices_that_change_the_run():
+    """Counted, not assumed: a third of the systems of ``shared_config`` (and so of the asyncio,
+    read-pass and relay ones built on it) keep the default slice 0, and half of the others run
+    differently with their slice than with 0."""
+    sliced = changed = 0
+    for base, seed in SHARED:
+        config = shared_config(seed, base)
+        if config.client.host_slice == 0 or not shares_cores(System(config)):
+            continue
+        sliced += 1
+        plain = config.replace({"client.host_slice": 0})
+        a = Result(config, run_records(System(config))).arrays["sent"]
+        b = Result(plain, run_records(System(plain))).arrays["sent"]
+        changed += not np.array_equal(np.sort(a), np.sort(b))
+    assert sliced >= 25 and changed >= 14, (sliced, changed)
+    assert sum(shared_config(seed, base).client.host_slice == 0 for base, seed in SHARED) >= 12
+
+
+@pytest.mark.parametrize("overrides, cores_per_message", [
+    ({"clients": 2, "client.host_cores": 1}, 1 / 40e-6),
+    ({"clients": 4, "client.host_cores": 2, "broker.colocated": True}, 2 / 60e-6),
+    ({"clients": 4, "broker.cores": 1}, 1 / 20e-6),
+])
+def test_a_slice_keeps_the_pool_work_conserving(overrides, cores_per_message):
+    """The slice only changes who runs next, never leaves a core idle while a station waits: the
+    core bound still holds, and a saturated pool still reaches it."""
+    config = build_config({"producer.mode": "nonblocking", "producer.window": 20, "producer.messages": 4000,
+                           "link.rtt": 0, "link.bandwidth": "inf", "client.send_cpu": "30us",
+                           "client.ack_cpu": "10us", "broker.read_cpu": "5us", "broker.service_time": "15us",
+                           "client.host_slice": "1.5ms", **overrides})
+    assert core_ceiling(config) == pytest.approx(cores_per_message, rel=1e-12)
+    throughput = run(config).summary["throughput_msgs_per_s"]
+    assert 0.97 * cores_per_message <= throughput <= cores_per_message * (1 + 1e-9)
+
+
+def test_a_slice_without_shared_cores_is_ignored_with_a_warning():
+    from sim.config import ConfigWarning
+
+    with pytest.warns(ConfigWarning, match=r"client.host_slice = 1.5ms is ignored: client.host_cores and "
+                                           r"broker.cores are not set"):
+        config = build_config({"client.host_slice": "1.5ms", "clients": 2, "producer.messages": 20})
+    assert not [key for key, _, _ in build_config({"client.host_slice": "1.5ms", "broker.cores": 1}).ignored()
+                if key == "client.host_slice"]
+    # (no pool: it changes nothing)
+    plain = run(config.replace({"client.host_slice": 0}))
+    np.testing.assert_array_equal(run(config).arrays["resolved"], plain.arrays["resolved"])
+
+
+def test_the_asyncio_and_pass_systems_on_shared_cores_include_slices():
+    aio = [aio_shared_config(seed).client.host_slice > 0 for seed in range(24)]
+    passes = [passes_shared_config(seed).client.host_slice > 0 for seed in PASSES_SHARED]
+    assert 10 <= sum(aio) < 24 and 12 <= sum(passes) < 30, (sum(aio), sum(passes))

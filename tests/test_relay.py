@@ -204,11 +204,13 @@ def test_the_relay_systems_cover_every_combination():
         count["jitter"] += config.link.jitter > 0
         count["free"] += config.link.relay_cpu == 0 and config.link.relay_wakeup_cpu == 0
         count["wakeup"] += config.link.relay_wakeup_cpu > 0
+        count["slice"] = count.get("slice", 0) + (shares_cores(system) and config.client.host_slice > 0)
         count["several"] += loop.relay.most >= 2
         count["waited"] += loop.relay.waited > 0  # a pass waited for a core of the pool
     assert count["binding"] >= 15 and count["pool"] >= 8 and count["waited"] >= 6, count
     assert count["iterations"] >= 3 and count["batched"] >= 4 and count["jitter"] >= 8, count
     assert count["free"] >= 3 and count["several"] >= 15 and count["wakeup"] >= 10, count
+    assert count["slice"] >= 8, count  # the scheduler's time slice (client.host_slice), from shared_config
 
 
 # -- loops, bounds -----------------------------------------------------------------------------------
