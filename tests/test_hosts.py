@@ -691,3 +691,9 @@ def test_the_asyncio_and_pass_systems_on_shared_cores_include_slices():
     aio = [aio_shared_config(seed).client.host_slice > 0 for seed in range(24)]
     passes = [passes_shared_config(seed).client.host_slice > 0 for seed in PASSES_SHARED]
     assert 10 <= sum(aio) < 24 and 12 <= sum(passes) < 30, (sum(aio), sum(passes))
+
+
+def test_the_slice_can_be_fitted_over_a_schedulers_range():
+    from sim.calibrate import fit_bounds
+
+    assert fit_bounds("client.host_slice") == (1e-5, 2e-2, "duration")

@@ -9,7 +9,8 @@ host its cores (``client.hosts`` hosts, client c on host c mod hosts),
 client host 1, as on loopback.
 
 The cores of a host are a :class:`CorePool`: k identical servers taken first
-come, first served. A serial station (a client's CPU, a read loop, a
+come, first served (per job; within a scheduler's time slice with
+``client.host_slice``, below). A serial station (a client's CPU, a read loop, a
 partition stage, a relay) asks the pool for a core when it has work (it is
 free and something has reached it), and holds the core for its job's CPU
 time. The pool grants requests in the order they were made, so a request at
@@ -48,13 +49,34 @@ While a client's work waits for its core, its timers (deadlines, limiter
 polls, open-loop arrivals) still fire at their times.
 
 Why a pool of k servers rather than processor sharing: the OS scheduler does
-time-slice runnable processes, but its slices (Linux CFS: 3 ms or so, never
-below 0.75 ms) are 10 to 100 times the 10-100 us of one job of a client's
-event loop or a broker stage. A woken process almost always runs its job to the
-end before another takes its core, which is what a first-come first-served
-pool does; processor sharing is the limit of slices much shorter than jobs.
-Both are work-conserving, so the throughput bound is the same: at most
-cores / (CPU per message) through the processes sharing them.
+time-slice runnable processes, but its slices (Linux EEVDF: 0.75 ms x (1 +
+log2 cores), 1.5 ms on 2 cores; CFS had 0.75-3 ms) are 10 to 100 times the
+10-100 us of one job of a client's event loop or a broker stage. A woken
+process almost always runs its job to the end before another takes its core,
+which is what a first-come first-served pool does; processor sharing is the
+limit of slices much shorter than jobs. Both are work-conserving, so the
+throughput bound is the same: at most cores / (CPU per message) through the
+processes sharing them.
+
+First come, first served per job *within a slice* (``client.host_slice``,
+:class:`SlicedCorePool`). What the slice does decide is who runs next when a
+process's job ends and it has another at once (the next iteration of a busy
+loop, the next pass of a read loop, a partition or relay with work waiting):
+a real scheduler lets a process that has not blocked keep its core until its
+slice runs out, and only then puts it behind the processes waiting. So a
+station granted a core at G keeps it for each job it asks for at the very
+instant its previous one ends, while that instant is less than
+``host_slice`` after G; otherwise it queues like any request, and its next
+grant starts a new run. Meanwhile the others' work piles up (acks wait in
+their sockets, messages at a partition), and they find big batches when they
+run. Measured here (``measurements/nats-loopback.csv``, window 100, 1.25 ms
+RTT, 2 cores for the producers, nats-server and the delay proxy): 4
+producers reach 31,500 msg/s with a p50 of 7.9 ms and a p99 of 34 ms, 2
+producers 28,000, 4.3 and 16 ms, where every job queueing gave about 25,000
+msg/s with a p50 of 2.1 ms and a p99 of 2.3 ms (no station ever waited long,
+so no window ever filled). ``host_slice`` = 0, the default, is every job
+queueing. The slice only reorders who runs: no core idles while a station
+waits, so the bounds above still hold.
 """
 
 from __future__ import annotations
