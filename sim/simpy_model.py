@@ -351,8 +351,12 @@ class CorePool:
         return granted
 
     def release(self, key: tuple | None = None) -> None:
+        """The station ``key`` is done with its core (the key may be left out without a slice)."""
         self.idle += 1
         if self.slice:
+            if key is None:
+                raise ValueError("CorePool.release: with a time slice (client.host_slice), say which "
+                                 "station releases its core: release(key)")
             self.released[key] = self.env.now
         self._pick_later()
 

@@ -697,3 +697,14 @@ def test_the_slice_can_be_fitted_over_a_schedulers_range():
     from sim.calibrate import fit_bounds
 
     assert fit_bounds("client.host_slice") == (1e-5, 2e-2, "duration")
+
+
+def test_the_simpy_pool_needs_the_releasing_station_with_a_slice():
+    import simpy
+
+    from sim.simpy_model import CorePool as SimPyPool
+
+    env = simpy.Environment()
+    SimPyPool(env, 1).release()  # (no slice: the key may be left out, as before)
+    with pytest.raises(ValueError, match=r"release\(key\)"):
+        SimPyPool(env, 1, 1e-3).release()
