@@ -217,7 +217,11 @@ class HostsLoop(WholeMessageGate):
             heappush(self.heap, (t, CLIENTS_FIRST, self.tick(), CLIENT, c))
 
     def run_client(self, c: int, now: float) -> None:
-        horizon = max(self.down.free, now) + self.down_time + self.half_rtt
+        self.advance_client(c, now, max(self.down.free, now) + self.down_time + self.half_rtt)
+
+    def advance_client(self, c: int, now: float, horizon: float) -> None:
+        """Client c's events up to ``horizon`` (as far as it can be sure of its acks); its
+        first write, if any, is put on the uplink's schedule."""
         self.wake(c, self.advance(c, horizon, now))
         out = self.state.outgoing[c]
         if out and not self.uplink_scheduled[c]:
@@ -226,12 +230,22 @@ class HostsLoop(WholeMessageGate):
 
     # -- the connection's TCP window: WholeMessageGate (gate, reopen); then the uplink ------------
     def uplink(self, c: int, key: int, m: int, now: float) -> None:
+        self.to_broker(c, key, m, self.leave_uplink(c, now))
+
+    def leave_uplink(self, c: int, now: float) -> float:
+        """A message of connection c enters the shared uplink at ``now``: when it leaves it
+        (its TCP window place reopens one RTT after)."""
         departure = self.up.serve(now)
         if self.window is not None:
             self.released[c][self.entered[c] % self.window] = departure + self.rtt
             self.entered[c] += 1
+        return departure
+
+    def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
+        """Message m leaves the uplink (or the relay) at ``departure`` for its read loop, RTT/2
+        later, plus its own jitter but never ahead of the one before it on its connection."""
         arrival = departure + self.half_rtt
-        if self.jitter:  # its own extra delay, but never ahead of the one before it on its connection
+        if self.jitter:
             arrival += self.up_jitter[c]()
             if arrival < self.last_up[c]:
                 arrival = self.last_up[c]
@@ -382,8 +396,12 @@ class HostsLoop(WholeMessageGate):
             self.to_downlink(now, m)
 
     def to_downlink(self, now: float, m: int) -> None:
-        c = self.client_of(m)
-        arrival = self.down.serve(now) + self.half_rtt
+        self.to_client(self.client_of(m), m, self.down.serve(now))
+
+    def to_client(self, c: int, m: int, departure: float) -> None:
+        """The ack of m leaves the downlink (or the relay) at ``departure`` for its client, RTT/2
+        later (and its jitter, in order per connection)."""
+        arrival = departure + self.half_rtt
         if self.jitter:
             arrival += self.down_jitter[c]()
             if arrival < self.last_down[c]:
@@ -393,53 +411,22 @@ class HostsLoop(WholeMessageGate):
         self.wake(c, arrival)
 
     # -- a relay on the path (sim.model.relay): one process, passes over every socket ----------
-    # (with a relay, __init__ puts the four methods below in place of run_client, uplink and
+    # (with a relay, __init__ puts the three methods below in place of run_client, uplink and
     # to_downlink, so that a system without one runs exactly the code above)
     def relay_run_client(self, c: int, now: float) -> None:
         """``run_client``, looking no further ahead than the earliest an ack the relay holds
         for c could reach it."""
         horizon = max(self.down.free, now) + self.down_time + self.half_rtt
         held = self.relay.ack_bound(c, now) + self.half_rtt
-        if held < horizon:
-            horizon = held
-        self.wake(c, self.advance(c, horizon, now))
-        out = self.state.outgoing[c]
-        if out and not self.uplink_scheduled[c]:
-            self.uplink_scheduled[c] = True
-            heappush(self.heap, (out[0][TIME], UPLINK_NEXT, out[0][PLACE] * self.clients + c, UPLINK, c))
+        self.advance_client(c, now, held if held < horizon else horizon)
 
     def relay_uplink(self, c: int, key: int, m: int, now: float) -> None:
         """``uplink``: the message reaches the relay as it leaves the uplink."""
-        departure = self.up.serve(now)
-        if self.window is not None:
-            self.released[c][self.entered[c] % self.window] = departure + self.rtt
-            self.entered[c] += 1
-        self.relay_enter(UP, c, departure, key, m)
+        self.relay_enter(UP, c, self.leave_uplink(c, now), key, m)
 
     def relay_to_downlink(self, now: float, m: int) -> None:
         """``to_downlink``: the ack reaches the relay as it leaves the downlink."""
         self.relay_enter(DOWN, self.client_of(m), self.down.serve(now), 0, m)
-
-    def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
-        """Message m leaves the relay at ``departure`` for its read loop (as in ``uplink``)."""
-        arrival = departure + self.half_rtt
-        if self.jitter:
-            arrival += self.up_jitter[c]()
-            if arrival < self.last_up[c]:
-                arrival = self.last_up[c]
-            self.last_up[c] = arrival
-        heappush(self.heap, (arrival, READS, key, READ_ARRIVE, m))
-
-    def to_client(self, c: int, m: int, departure: float) -> None:
-        """The ack of m leaves the relay at ``departure`` for its client (as in ``to_downlink``)."""
-        arrival = departure + self.half_rtt
-        if self.jitter:
-            arrival += self.down_jitter[c]()
-            if arrival < self.last_down[c]:
-                arrival = self.last_down[c]
-            self.last_down[c] = arrival
-        self.state.inbox[c].append((arrival, m))
-        self.wake(c, arrival)
 
     def relay_enter(self, way: int, c: int, arrival: float, key: int, m: int) -> None:
         self.relay.enter(way, c, arrival, key, m)
