@@ -1,8 +1,9 @@
 """The hosts loop (shared cores) on a 4-producer, 40,000-message run: CPU seconds, median of 3.
 
 Four nonblocking clients (window 100, RTT 0) and a co-located broker on 2 cores, as a
-loopback measurement has them: once with the shipped profile (event-loop iterations, a
-lognormal partition stage), once with the default per-message client and constant costs;
+loopback measurement has them: once with the shipped profile (whatever it switches on: since
+the refit of 30 Nov 2026, event-loop iterations, read passes, a lognormal partition stage,
+the delay proxy as a relay and a 0.68 ms slice), once with the default per-message client and constant costs;
 then both again with the scheduler's time slice (``client.host_slice`` = 1.5 ms).
 Run it from the repository (``python benchmarks/bench_hosts.py``); to compare two
 versions, run it from each checkout in turn on a quiet machine and note the load.
@@ -28,7 +29,7 @@ SHARED = {"clients": 4, "producer.messages": 10_000, "producer.mode": "nonblocki
 def cases():
     profile = tomllib.loads(PROFILE.read_text())
     flat = {f"{group}.{key}": value for group, keys in profile.items() for key, value in keys.items()}
-    yield "shipped profile (iterations, lognormal partition)", build_config({**flat, **SHARED})
+    yield "shipped profile (sim/profiles/nats-loopback.toml)", build_config({**flat, **SHARED})
     constant = build_config({
         **SHARED, "client.send_cpu": 30e-6, "client.ack_cpu": 10e-6, "broker.read_cpu": 2e-6,
         "broker.service_time": 10e-6})
