@@ -219,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE.csv", help="a table written by sim measure")
     validate.add_argument("--config", required=True, metavar="FILE.toml", help="the calibration (sim calibrate -o)")
+    validate.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                          help="change one key of the calibration, e.g. --set client.host_slice=1.5ms (repeatable; "
+                          "a row's own keys still win)")
     validate.add_argument("--json", action="store_true", help="print one JSON object per row, in order")
     validate.add_argument("--holdout-modes", metavar="MODE,MODE...",
                           help="the modes the calibration was not fitted on: their rows are reported as out of sample")
@@ -503,13 +506,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     unknown = sorted(set(holdout_modes) - set(table["mode"]))
     if unknown:
         raise InputError(f"--holdout-modes = {','.join(unknown)}: no such mode in {args.file}")
-    overrides = read_overrides(args.config)
+    from .config import parse_assignments
+
+    overrides = {**read_overrides(args.config), **parse_assignments(args.assignments)}
     rows = validate(table, overrides, workers=_workers(args), cache=_cache(args))
     if args.figure:
         draw(rows, args.figure)
     if args.markdown:
         with open(args.markdown, "w") as handle:
-            handle.write(markdown(rows, args.file, args.config, overrides, holdout_modes))
+            handle.write(markdown(rows, args.file, args.config, overrides, holdout_modes, args.assignments))
     if args.json:
         records = [{k: _plain(v) for k, v in row.items()} for row in rows.to_dict(orient="records")]
         print(_dumps(records, indent=2))

@@ -270,6 +270,36 @@ def test_validate_writes_markdown_with_out_of_sample_targets(table, tmp_path, ca
     assert text.count("\n") > 20 and "sim validate" in text
 
 
+def test_validate_set_changes_a_key_of_the_calibration(table, tmp_path, capsys):
+    """--set on top of --config: the rows are simulated with the changed key (a dearer client is
+    slower, exactly as the same calibration written with that key), and the page says so."""
+    csv = tmp_path / "m.csv"
+    table.to_csv(csv, index=False)
+    toml = tmp_path / "c.toml"
+    toml.write_text('[client]\nsend_cpu = "30us"\nack_cpu = "12us"\n[broker]\nservice_time = "20us"\n')
+    dearer = tmp_path / "d.toml"
+    dearer.write_text('[client]\nsend_cpu = "90us"\nack_cpu = "12us"\n[broker]\nservice_time = "20us"\n')
+    md = tmp_path / "V.md"
+
+    def rows(*argv):
+        assert main(["validate", str(csv), "--figure", "", "--workers", "1", "--no-cache", "--json", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    base = rows("--config", str(toml))
+    changed = rows("--config", str(toml), "--set", "client.send_cpu=90us")
+    assert changed == rows("--config", str(dearer))
+    assert all(c["sim_throughput_msgs_per_s"] <= b["sim_throughput_msgs_per_s"] for b, c in zip(base, changed))
+    assert any(c["sim_throughput_msgs_per_s"] < 0.9 * b["sim_throughput_msgs_per_s"] for b, c in zip(base, changed))
+    assert main(["validate", str(csv), "--config", str(toml), "--set", "client.send_cpu=90us", "--figure", "",
+                 "--workers", "1", "--no-cache", "--markdown", str(md)]) == 0
+    capsys.readouterr()
+    text = md.read_text()
+    assert f"--config {toml} --set client.send_cpu=90us --markdown" in text and "`client.send_cpu = 90us`" in text
+    assert main(["validate", str(csv), "--config", str(toml), "--set", "client.send_cpu=fast", "--figure", ""]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "client.send_cpu" in err[0]
+
+
 def test_pooled_points_are_simulated_in_the_setting_their_rows_were_measured_in():
     """A point's repeats pool into one row that keeps the host's cores, the co-located broker
     and the proxy (so the fit simulates what `sim validate` simulates row by row)."""
