@@ -37,7 +37,7 @@ import numpy as np
 
 from ..model.broker_io import AckWrites, ReadLoops
 from ..model.clients import replace_items
-from ..model.network import ByteWindow, WindowEngaged
+from ..model.network import ByteWindow, PathJitter, WindowEngaged
 from ..model.records import MESSAGE, PLACE, TIME, Records, renumbered
 from ..model.station import Station
 from ..model.system import System
@@ -135,9 +135,7 @@ class EventLoop(WholeMessageGate):
         # link.jitter: each message and ack late by its own draw, in order on its connection
         self.jitter = path.jitter
         if self.jitter:
-            self.up_jitter = [d.__next__ for d in self.streams.uplink_jitter]
-            self.down_jitter = [d.__next__ for d in self.streams.downlink_jitter]
-            self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
+            self.late = PathJitter(self.streams, self.clients, self.half_rtt)
         if self.io is not None:  # (a pass's cost may be drawn near 0)
             self.lookahead = self.half_rtt + (0.0 if self.bytes is not None else self.up_time)
         self.via_to_broker = self.jitter or self.io is not None
@@ -208,13 +206,7 @@ class EventLoop(WholeMessageGate):
 
     def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
         """Message m left the uplink at ``departure``: its read loop and then its partition."""
-        if self.jitter:
-            arrival = departure + self.half_rtt + self.up_jitter[c]()
-            if arrival < self.last_up[c]:
-                arrival = self.last_up[c]
-            self.last_up[c] = arrival
-        else:
-            arrival = departure + self.half_rtt
+        arrival = self.late.reach_broker(c, departure) if self.jitter else departure + self.half_rtt
         if self.io is not None:  # the read loop runs in passes (READ events)
             self.part_pending[self.records.partition[m]] += 1
             if self.io.arrive(c, arrival, key, m):
@@ -305,12 +297,8 @@ class EventLoop(WholeMessageGate):
 
     def downlink(self, m: int, entry: float) -> None:
         c = self.state.client_of[self.records.producer[m]]
-        arrival = self.down.serve(entry) + self.half_rtt
-        if self.jitter:
-            arrival += self.down_jitter[c]()
-            if arrival < self.last_down[c]:
-                arrival = self.last_down[c]
-            self.last_down[c] = arrival
+        departure = self.down.serve(entry)
+        arrival = self.late.reach_client(c, departure) if self.jitter else departure + self.half_rtt
         self.state.inbox[c].append((arrival, m))
         if arrival < self.wake_time[c]:
             self.wake_time[c] = arrival

@@ -59,6 +59,7 @@ from itertools import count
 from ..model.aioclient import AioClients, uses_aio_client
 from ..model.broker_io import AckWrites, ReadLoops
 from ..model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, core_pool, layout, pool_busy, pooled_client_side
+from ..model.network import PathJitter
 from ..model.records import MESSAGE, PLACE, TIME, RecordBuffer, Records
 from ..model.relay import DOWN, UP, Relay, relayed
 from ..model.station import Station
@@ -141,9 +142,7 @@ class HostsLoop(WholeMessageGate):
         self.written: list = []  # acks written at this instant: (key, m), into the downlink in key order
         self.jitter = system.jitter > 0  # link.jitter: each message and ack late by its own draw, in order
         if self.jitter:
-            self.up_jitter = [d.__next__ for d in streams.uplink_jitter]
-            self.down_jitter = [d.__next__ for d in streams.downlink_jitter]
-            self.last_up, self.last_down = [-INF] * self.clients, [-INF] * self.clients
+            self.late = PathJitter(streams, self.clients, self.half_rtt)
         self.uplink_scheduled = [False] * self.clients
         self.grant_at = [INF] * len(self.pools)  # the pending GRANT event of each pool
         # a relay on the path (sim.model.relay): one serial process for every connection, both ways
@@ -244,12 +243,7 @@ class HostsLoop(WholeMessageGate):
     def to_broker(self, c: int, key: int, m: int, departure: float) -> None:
         """Message m leaves the uplink (or the relay) at ``departure`` for its read loop, RTT/2
         later, plus its own jitter but never ahead of the one before it on its connection."""
-        arrival = departure + self.half_rtt
-        if self.jitter:
-            arrival += self.up_jitter[c]()
-            if arrival < self.last_up[c]:
-                arrival = self.last_up[c]
-            self.last_up[c] = arrival
+        arrival = self.late.reach_broker(c, departure) if self.jitter else departure + self.half_rtt
         heappush(self.heap, (arrival, READS, key, READ_ARRIVE, m))
 
     # -- read loops in passes: a pass reads what has arrived, asks one core for all of it ----
@@ -401,12 +395,7 @@ class HostsLoop(WholeMessageGate):
     def to_client(self, c: int, m: int, departure: float) -> None:
         """The ack of m leaves the downlink (or the relay) at ``departure`` for its client, RTT/2
         later (and its jitter, in order per connection)."""
-        arrival = departure + self.half_rtt
-        if self.jitter:
-            arrival += self.down_jitter[c]()
-            if arrival < self.last_down[c]:
-                arrival = self.last_down[c]
-            self.last_down[c] = arrival
+        arrival = self.late.reach_client(c, departure) if self.jitter else departure + self.half_rtt
         self.state.inbox[c].append((arrival, m))
         self.wake(c, arrival)
 

@@ -174,28 +174,9 @@ class _Network:
         self.jitter = path.jitter
         self.read_path = bool(self.read_cpu) or self.jitter  # arrivals go through the per-window queues
         if self.jitter:
-            self.up_jitter = [draws.__next__ for draws in streams.uplink_jitter]
-            self.down_jitter = [draws.__next__ for draws in streams.downlink_jitter]
-            self.last_up = [-INF] * self.clients
-            self.last_down = [-INF] * self.clients
+            late = PathJitter(streams, self.clients, self.half_rtt)
+            self.reach_broker, self.reach_client = late.reach_broker, late.reach_client
         self.io = self.writes = None  # read loops in passes (sim.model.broker_io): the scalar network only
-
-    def reach_broker(self, c: int, departure: float) -> float:
-        """With jitter: when a message of connection c that left the uplink at ``departure``
-        reaches the broker, behind any earlier message of its connection."""
-        t = departure + self.half_rtt + self.up_jitter[c]()
-        if t < self.last_up[c]:
-            t = self.last_up[c]
-        self.last_up[c] = t
-        return t
-
-    def reach_client(self, c: int, departure: float) -> float:
-        """With jitter: the same for an ack of connection c that left the downlink at ``departure``."""
-        t = departure + self.half_rtt + self.down_jitter[c]()
-        if t < self.last_down[c]:
-            t = self.last_down[c]
-        self.last_down[c] = t
-        return t
 
     def _admit_bytes(self, until: float) -> list:
         """admit() when the windows count bytes: the jobs that enter the uplink before ``until``."""
@@ -291,6 +272,38 @@ class _Network:
         reads = list(self.io.busy) if self.io is not None else [s.busy for s in self.reads]
         return {"uplink": [self.up.busy], "read_loop": reads,
                 "partition": [s.busy for s in self.parts], "downlink": [self.down.busy]}
+
+
+class PathJitter:
+    """``link.jitter`` on every connection: each message and ack is late by its own draw
+    (the connection's seeded streams), but a connection delivers in order, so none arrives
+    ahead of the one before it. Every loop that draws jitter uses this one rule."""
+
+    __slots__ = ("half_rtt", "up", "down", "last_up", "last_down")
+
+    def __init__(self, streams, clients: int, half_rtt: float):
+        self.half_rtt = half_rtt
+        self.up = [draws.__next__ for draws in streams.uplink_jitter]
+        self.down = [draws.__next__ for draws in streams.downlink_jitter]
+        self.last_up = [-INF] * clients
+        self.last_down = [-INF] * clients
+
+    def reach_broker(self, c: int, departure: float) -> float:
+        """When a message of connection c that left the uplink at ``departure`` reaches the
+        broker: RTT/2 and its draw later, behind any earlier message of its connection."""
+        t = departure + self.half_rtt + self.up[c]()
+        if t < self.last_up[c]:
+            t = self.last_up[c]
+        self.last_up[c] = t
+        return t
+
+    def reach_client(self, c: int, departure: float) -> float:
+        """The same for an ack of connection c that left the downlink at ``departure``."""
+        t = departure + self.half_rtt + self.down[c]()
+        if t < self.last_down[c]:
+            t = self.last_down[c]
+        self.last_down[c] = t
+        return t
 
 
 class ScalarNetwork(_Network):
