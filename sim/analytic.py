@@ -109,6 +109,35 @@ def loop_ceiling(config: SimConfig | System, batch: float = 1.0) -> float:
     return math.inf if cycle <= 0 else batch / cycle
 
 
+def burst_collections(config: SimConfig | System, messages: int | None = None) -> tuple[int, float]:
+    """Full garbage collections of a burst, and their CPU, summed over the client processes:
+    ``(count, seconds)``. A burst creates all its tasks before any ack can come back, so
+    each client's count of messages in flight only rises: with M = ``client.gc_messages``
+    x ``client.gc_full_every``, a client that creates n messages runs floor(n / M) full
+    collections, the k-th with k M messages in flight, costing ``client.gc_pause`` +
+    ``client.gc_message_cpu`` x k M. Exact when every producer of a client starts at the
+    same instant (``producer.start_jitter`` = 0 or one producer per client). (0, 0.0)
+    without ``client.gc_messages``.
+
+    Outside a burst how often the collector runs depends on how the messages in flight
+    rise and fall; its CPU only lowers the rates, so the ceilings here ignore it and stay
+    upper bounds."""
+    s = _system(config)
+    cfg = s.config
+    c = cfg.client
+    if c.gc_messages is None:
+        return 0, 0.0
+    n = cfg.producer.messages if messages is None else messages
+    every = c.gc_messages * c.gc_full_every
+    count, seconds = 0, 0.0
+    for client in range(s.clients):
+        made = n * sum(1 for j in range(s.producers) if s.client_of(j) == client)
+        runs = made // every
+        count += runs
+        seconds += runs * c.gc_pause + c.gc_message_cpu * every * runs * (runs + 1) / 2
+    return count, seconds
+
+
 def sync_makespan(config: SimConfig | System, messages: int | None = None) -> float:
     """N synchronous messages take N round trips (plus, with event-loop iterations, the
     wake-up that sends the first one)."""

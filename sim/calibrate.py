@@ -76,7 +76,8 @@ def fit_bounds(key: str) -> tuple[float, float, str]:
 # costs that may reach past 500 us: a path's delay spread grows with its delay (a proxy adding 20 ms
 # spreads by ~0.6 ms)
 _WIDER = {"link.jitter": (1e-7, 5e-3), "client.wakeup_max": (1e-6, 5e-3),
-          "client.host_slice": (1e-5, 2e-2)}  # a scheduler's slice: 0.75-24 ms in Linux
+          "client.host_slice": (1e-5, 2e-2),  # a scheduler's slice: 0.75-24 ms in Linux
+          "client.gc_pause": (1e-4, 0.1)}  # a full garbage collection: 7-14 ms measured for nats-py
 # durations every row sets from what it measured, or that are not costs
 _MEASURED_KEYS = {"link.rtt", "producer.ack_wait", "producer.limiter_poll", "producer.start_jitter", "run.duration",
                   "run.bin"}

@@ -219,6 +219,9 @@ class Result:
         # flow control, round trips or the offered load set the pace
         out["bottleneck"] = busiest if busiest is not None and util[busiest] >= SATURATED else None
         out["simulated_s"] = self.records.span
+        if self.records.collections is not None:  # client.gc_messages: the interpreter's full collections
+            count, seconds = self.records.collections
+            out["client_gc"] = {"full_collections": int(count), "cpu_s": float(seconds)}
         out["limited_by"] = limited_by(self.config, out)
         return out
 
@@ -324,16 +327,16 @@ class Result:
 
 def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """A summary as one flat row: ``latency_ms.p99`` becomes ``latency_p99_ms``,
-    ``utilisation.uplink`` becomes ``utilisation_uplink``."""
+    ``utilisation.uplink`` becomes ``utilisation_uplink``, ``client_gc.cpu_s`` ``client_gc_cpu_s``."""
     row: dict[str, Any] = {}
     for key, value in summary.items():
         if key in ("latency_ms", "latency_from_intended_ms"):
             stem = key[: -len("_ms")]
             for name, v in value.items():
                 row[f"{stem}_{name}_ms".replace("latency_from_intended", "latency_intended")] = v
-        elif key == "utilisation":
+        elif key in ("utilisation", "client_gc"):
             for name, v in value.items():
-                row[f"utilisation_{name}"] = v
+                row[f"{key}_{name}"] = v
         elif key == "per_client_msgs_per_s":
             for name in CLIENT_STATS:
                 row[f"per_client_{name}_msgs_per_s"] = None if value is None else value[name]

@@ -59,7 +59,7 @@ from itertools import count
 import simpy
 
 from .config import SimConfig
-from .model.aioclient import uses_aio_client
+from .model.aioclient import collectors, uses_aio_client
 from .model.flow import FlowPolicy, policy_for
 from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, check_supported, layout, pool_busy
 from .model.relay import pass_cost
@@ -443,6 +443,8 @@ class Producer:
 
     def resolved(self) -> None:
         self.in_flight -= 1
+        if self.client.collector is not None:
+            self.client.collector.freed()
         event, self._changed = self._changed, self.env.event()
         event.succeed()
 
@@ -548,6 +550,8 @@ class Client:
         self.cpu_busy_s = 0.0
         self.cpu_free_at = 0.0
         self.sent = 0  # messages made on this connection so far: the next one's place n
+        self.collector = None  # its garbage collector (sim.model.aioclient.Collector), with client.gc_messages
+        self.producers: list[Producer] = []
         self.window = None
         if window is not None:  # the TCP window, counted in messages
             self.window = simpy.Store(env)
@@ -592,6 +596,10 @@ class SimPyModel:
             for client in self.clients:
                 client.connection = Connection(self, int(system.window_bytes))
         self.producers = [Producer(env, j, self.clients[system.client_of(j)]) for j in range(system.producers)]
+        for producer in self.producers:
+            producer.client.producers.append(producer)
+        for client, collector in zip(self.clients, collectors(system) or []):
+            client.collector = collector
         self.uplink = Station(env, UPLINK_PICK, "uplink")
         self.read_loops = [Station(env, READ_PICK, f"read_loop[{c}]", broker, (READ_LOOP, c))
                            for c in range(system.clients)]
@@ -782,6 +790,11 @@ class SimPyModel:
         producer.made += 1
         producer.in_flight += 1
         producer.waiting.append(message)
+        collector = producer.client.collector
+        if collector is not None:  # a full collection runs in this message's publish
+            pause = collector.made(sum(p.in_flight for p in producer.client.producers))
+            if pause:
+                message["send_cost"] = message.get("send_cost", cfg.client.send_cpu) + pause
         deadline = max(0.0, created + cfg.producer.ack_wait - env.now)
         at(env, deadline, TIMER).callbacks.append(lambda _, m=message: self.expire(producer, m))
         returned = env.event()
@@ -839,7 +852,11 @@ class SimPyModel:
             **({"relay": [self.relay.busy_s]} if self.relay is not None else {}),
             **pool_busy(self.hosts, [pool.busy_s for pool in self.core_pools]),
         }
-        return buffer.finish(busy, span, stopped and unfinished, end)
+        out = buffer.finish(busy, span, stopped and unfinished, end)
+        collectors = [c.collector for c in self.clients if c.collector is not None]
+        if collectors:
+            out.collections = (sum(c.full_runs for c in collectors), sum(c.cpu for c in collectors))
+        return out
 
 
 class EventLoop:

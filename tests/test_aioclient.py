@@ -225,6 +225,9 @@ def test_the_cost_draws_are_lognormal_with_the_configured_mean_and_cv():
     assert all(ack == 0.0 for _, ack in zero)
 
 
+NO_GC = {"client.gc_messages": None, "client.gc_full_every": 100, "client.gc_pause": 0, "client.gc_message_cpu": 0}
+
+
 def random_aio_config(seed: int):
     """A random system of tests.systems with the asyncio client on: iterations (with and
     without wake-up cost), bursts, drawn costs."""
@@ -244,7 +247,17 @@ def random_aio_config(seed: int):
         overrides["producer.mode"] = "burst"
         for key in ("producer.window", "producer.concurrent_task_limit", "producer.limiter_poll", "producer.rate"):
             overrides.pop(key, None)
+    if seed % 2:  # a garbage collector (its own draws: the other keys stay as they were)
+        overrides.update(gc_overrides(random.Random(seed + 9000)))
     return build_config(overrides)
+
+
+def gc_overrides(g: random.Random) -> dict:
+    """A collector that runs often in a short run: young collections every 1-12 net messages, a
+    full one every 1-5 young ones, each 0-2 ms plus 0-20 us per message in flight."""
+    return {"client.gc_messages": g.randint(1, 12), "client.gc_full_every": g.randint(1, 5),
+            "client.gc_pause": g.choice([0.0, g.uniform(1e-5, 2e-3)]),
+            "client.gc_message_cpu": g.choice([0.0, g.uniform(1e-7, 2e-5)])}
 
 
 @pytest.mark.parametrize("seed", range(32))
@@ -258,7 +271,7 @@ def test_every_loop_matches_the_simpy_model(seed):
 
 def test_the_random_systems_exercise_every_mechanism():
     seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "growth": 0, "cap": 0, "timeouts": 0,
-            "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0}
+            "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0, "gc": 0, "gc_burst": 0}
     for seed in range(32):
         config = random_aio_config(seed)
         records = run_records(System(config))
@@ -275,6 +288,11 @@ def test_the_random_systems_exercise_every_mechanism():
         seen["unbounded"] += p.mode == "nonblocking" and System(config).flow == "unbounded" and p.rate is None
         seen["open_loop"] += p.rate is not None
         seen["cut"] += records.cut
+        if c.gc_messages is not None and (c.gc_pause or c.gc_message_cpu):  # full collections ran
+            without = run_records(System(config.replace(NO_GC)))
+            ran = sum(records.busy["client_cpu"]) > sum(without.busy["client_cpu"]) + 1e-12
+            seen["gc"] += ran
+            seen["gc_burst"] += ran and p.mode == "burst"
     assert all(seen.values()), seen
 
 
@@ -367,3 +385,63 @@ def test_the_combined_systems_exercise_every_mechanism():
         seen["jitter"] += config.link.jitter > 0
         seen["byte_window"] += System(config).message_bytes > config.link.mss_bytes
     assert all(seen.values()), seen
+
+
+# -- the garbage collector (client.gc_messages) --------------------------------------------
+
+GC = {"client.gc_messages": 10, "client.gc_full_every": 4, "client.gc_pause": 1e-3, "client.gc_message_cpu": 2e-6}
+
+
+def test_the_collector_counts_net_messages_never_below_zero():
+    """CPython's count: +1 made, -1 freed, never below 0; a young collection at gc_messages,
+    a full one every gc_full_every young ones, costing gc_pause + gc_message_cpu x in flight."""
+    from sim.model.aioclient import Collector
+
+    collector = Collector(build_config(GC).client)
+    for _ in range(5):
+        collector.freed()  # nothing to free: stays at 0
+    costs = [collector.made(alive) for alive in range(1, 40)]  # 39 made: young runs at 10, 20, 30
+    assert collector.count == 9 and collector.young_runs == 3 and collector.full_runs == 0 and not any(costs)
+    for _ in range(20):
+        collector.freed()  # 9 freed, then no lower
+    assert collector.count == 0
+    costs = [collector.made(7) for _ in range(10)]  # the 10th: the 4th young collection, so a full one
+    assert costs[:9] == [0.0] * 9 and costs[9] == pytest.approx(1e-3 + 7 * 2e-6, rel=1e-12)
+    assert collector.full_runs == 1 and collector.young_runs == 0 and collector.count == 0
+    assert collector.cpu == pytest.approx(costs[9], rel=1e-12)
+
+
+@pytest.mark.parametrize("loop", ["iterations", "per_message"])
+def test_a_burst_runs_its_full_collections_in_its_publishes(loop):
+    """A burst of 1,000: every creation comes before any ack, so the collector runs a full
+    collection at creations 40, 80, ..., 1,000 (25), the k-th with 40k in flight: the
+    client's CPU grows by exactly 25 x 1 ms + 2 us x 40 x (1 + ... + 25), as the analytic
+    count says. With iterations, all 1,000 publishes (and so every collection) run in the
+    first iteration: they leave in one write after N S plus that much."""
+    from sim.analytic import burst_collections
+
+    n = 1000
+    base = {"producer.mode": "burst", "producer.messages": n, "producer.ack_wait": 60, "client.loop": loop}
+    gc_cpu = 25 * 1e-3 + 2e-6 * 40 * (25 * 26 / 2)
+    assert burst_collections(build_config({**BARE, **base, **GC})) == (25, pytest.approx(gc_cpu, rel=1e-12))
+    assert burst_collections(build_config({**BARE, **base})) == (0, 0.0)
+    for (with_gc, without) in zip(both_engines({**base, **GC}), both_engines(base)):
+        assert (with_gc["status"] == ACKED).all()
+        assert with_gc["sent"].max() - without["sent"].max() == pytest.approx(gc_cpu, rel=1e-9)
+        if loop == "iterations":
+            assert np.all(with_gc["sent"] == pytest.approx(n * S + gc_cpu, rel=1e-12))
+    for engine in (lambda c: run_records(System(c)), run_simpy):
+        busy = [sum(engine(build_config({**BARE, **base, **extra})).busy["client_cpu"]) for extra in (GC, {})]
+        assert busy[0] - busy[1] == pytest.approx(gc_cpu, rel=1e-9)
+        config = build_config({**BARE, **base, **GC})
+        summary = Result(config, engine(config)).summary
+        assert summary["client_gc"] == {"full_collections": 25, "cpu_s": pytest.approx(gc_cpu, rel=1e-12)}
+        assert "client_gc" not in Result(config, engine(build_config({**BARE, **base}))).summary
+
+
+def test_a_sync_producer_never_collects():
+    """One message in flight at a time: the count goes 0, 1, 0, ... and never reaches 2."""
+    base = {"producer.messages": 50, "client.loop": "iterations", "client.wakeup_cpu": W}
+    ov = {**GC, "client.gc_messages": 2, "client.gc_full_every": 1}
+    for with_gc, without in zip(both_engines({**base, **ov}), both_engines(base)):
+        assert np.array_equal(with_gc["resolved"], without["resolved"])

@@ -134,6 +134,15 @@ SET_CASES = [
     (["client.host_slice=inf", "client.host_cores=1"], "client.host_slice", "finite"),
     (["client.host_slice=nan"], "client.host_slice", "finite"),
     (["client.host_slice=1.5 milliseconds"], "client.host_slice", "duration"),
+    (["client.gc_messages=0"], "client.gc_messages", ">= 1"),
+    (["client.gc_messages=2.5"], "client.gc_messages", "whole number"),
+    (["client.gc_messages=lots"], "client.gc_messages", "whole number"),
+    (["client.gc_full_every=0", "client.gc_messages=25"], "client.gc_full_every", ">= 1"),
+    (["client.gc_full_every=none", "client.gc_messages=25"], "client.gc_full_every", "whole number"),
+    (["client.gc_pause=-1ms", "client.gc_messages=25"], "client.gc_pause", ">= 0"),
+    (["client.gc_pause=inf", "client.gc_messages=25"], "client.gc_pause", "finite"),
+    (["client.gc_pause=8 milliseconds"], "client.gc_pause", "duration"),
+    (["client.gc_message_cpu=-1us", "client.gc_messages=25"], "client.gc_message_cpu", ">= 0"),
     (["producer.mode=burst", "producer.messages=none", "run.duration=1s"], "producer.messages", "burst"),
     (["producer.mode=burst", "producer.window=10"], "producer.window", "burst"),
     (["producer.mode=burst", "producer.concurrent_task_limit=10"], "producer.concurrent_task_limit", "burst"),
@@ -683,6 +692,9 @@ WARNINGS = [
     (["client.hosts=2"], "client.hosts"),
     (["broker.colocated=true"], "broker.colocated"),
     (["link.relay_cpu=12us"], "link.relay_cpu"),
+    (["client.gc_pause=8ms"], "client.gc_pause"),
+    (["client.gc_message_cpu=6us"], "client.gc_message_cpu"),
+    (["client.gc_full_every=10"], "client.gc_full_every"),
 ]
 
 

@@ -475,6 +475,10 @@ def aio_shared_config(seed: int):
                    "producer.rate": None, "producer.messages": r.randint(20, 120)})
     else:
         ov["client.cpu_cv"] = r.uniform(0.2, 1.5)
+    if seed % 4 in (1, 2):  # a garbage collector (its own draws)
+        from tests.test_aioclient import gc_overrides
+
+        ov.update(gc_overrides(random.Random(29_000 + seed)))
     ov = {k: v for k, v in ov.items() if not (k == "producer.limiter_poll" and
                                               ov.get("producer.concurrent_task_limit") is None)}
     if not shares_cores(System(build_config(ov))):  # (two clients on two cores: make them share one)
@@ -502,6 +506,8 @@ def test_the_asyncio_client_on_shared_cores_matches_the_simpy_model(seed):
 def test_the_shared_core_systems_exercise_a_growing_wake_up():
     grown = [s for s in range(24) if aio_shared_config(s).client.wakeup_growth > 0]
     assert len(grown) >= 3 and any(aio_shared_config(s).client.wakeup_max is not None for s in grown)
+    collecting = [s for s in range(24) if aio_shared_config(s).client.gc_messages is not None]
+    assert len(collecting) >= 6 and any(aio_shared_config(s).producer.mode == "burst" for s in collecting)
 
 
 def test_an_iteration_holds_a_core_for_all_its_work():

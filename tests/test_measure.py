@@ -87,6 +87,34 @@ def test_the_proxy_cpu_is_recorded_behind_the_proxy_and_only_there(session):
     assert math.isnan(direct["proxy_cpu_us_per_msg"])
 
 
+def test_the_producers_garbage_collections_are_recorded(session):
+    """A burst of 20,000 keeps every task alive until its ack: the interpreter's full collections
+    run (7 of them on the project's VM, 80 ms each) and are counted; their time is part of the
+    client's CPU."""
+    row = session.measure(Point("burst", 0, 20000, ack_wait_s=30.0))
+    assert row["acked"] == 20000
+    assert row["client_gc_full"] >= 1 and row["client_gc_full_ms"] > 0
+    full_us_per_msg = row["client_gc_full"] * row["client_gc_full_ms"] * 1e3 / 20000
+    assert full_us_per_msg <= row["client_gc_us_per_msg"] <= row["client_cpu_us_per_msg"] * 1.5  # (wall, not CPU)
+
+
+def test_the_gc_clock_times_each_generation():
+    import gc
+
+    from sim.measure.producer import GcClock
+
+    clock = GcClock()
+    gc.callbacks.append(clock)
+    try:
+        gc.collect(0)
+        gc.collect()
+    finally:
+        gc.callbacks.remove(clock)
+    summary = clock.summary()
+    assert summary["count"][0] >= 1 and summary["count"][2] >= 1
+    assert all(0 < longest <= total for longest, total in zip(summary["longest"][::2], summary["seconds"][::2]))
+
+
 def test_proxy_adds_the_round_trip_it_is_asked_for(session):
     port = session.port_for(10)
     added = statistics.median(ping_rtts(port, 15)) - statistics.median(ping_rtts(session.server.port, 15))
@@ -152,4 +180,6 @@ def test_measure_writes_one_row_per_point_and_repeat():
     assert list(table["repeat"]) == [0, 0, 1, 1] and list(table["point"]) == [0, 1, 0, 1]
     assert set(COLUMNS) <= set(table.columns) and (table["stored"] == table["messages"]).all()
     assert set(OPTIONAL_COLUMNS) <= set(table.columns) and table["proxy_cpu_us_per_msg"].isna().all()  # no proxy
+    assert (table["client_gc_full"] >= 0).all() and (table["client_gc_us_per_msg"] >= 0).all()
+    assert (table["client_gc_full_ms"].isna() == (table["client_gc_full"] == 0)).all()
     assert len(format_table(table).splitlines()) == 5

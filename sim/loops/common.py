@@ -68,4 +68,8 @@ def finish(records: RecordBuffer, clients, cut: bool, end: float, free: list, bu
     else:  # when the last server fell idle (every ack, even a late one, ends on a client CPU)
         span = max(free + clients.cpu_free)
     unfinished = any(r > 0 for r in clients.remaining) or IN_FLIGHT in records.status[: records.count]
-    return records.finish({"client_cpu": clients.cpu_busy, **busy}, span, cut and unfinished, end)
+    out = records.finish({"client_cpu": clients.cpu_busy, **busy}, span, cut and unfinished, end)
+    collectors = getattr(clients, "collectors", None)
+    if collectors is not None:
+        out.collections = (sum(c.full_runs for c in collectors), sum(c.cpu for c in collectors))
+    return out

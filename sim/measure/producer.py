@@ -25,11 +25,38 @@ publish; the ack timer starts when the message is produced:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 import time
 
 LIMITER_POLL_S = 0.1
+
+
+class GcClock:
+    """The interpreter's cyclic garbage collections while it is installed: count, time and longest, per generation.
+
+    A collection runs inside whatever allocated last, so it stops the event loop for its whole length.
+    """
+
+    def __init__(self):
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        g, spent = info["generation"], time.perf_counter() - self._start
+        self.count[g] += 1
+        self.seconds[g] += spent
+        self.longest[g] = max(self.longest[g], spent)
+
+    def summary(self) -> dict:
+        return {"count": self.count, "seconds": [round(v, 7) for v in self.seconds],
+                "longest": [round(v, 7) for v in self.longest]}
 
 
 class Tally:
@@ -84,6 +111,8 @@ async def produce(spec: dict) -> dict:
     await turn("ready")
     probes = await probe(nc, spec["probes"])
     await turn("probed")
+    collections = GcClock()
+    gc.callbacks.append(collections)
     cpu0 = time.process_time()
     tally.first_start = clock()
     tasks: set[asyncio.Task] = set()
@@ -134,19 +163,20 @@ async def produce(spec: dict) -> dict:
     while tasks:
         await asyncio.gather(*list(tasks))
     cpu = time.process_time() - cpu0
+    gc.callbacks.remove(collections)
     await turn("done")
     probes += await probe(nc, spec["probes"])
     await nc.close()
-    return report(n, tally, cpu, probes)
+    return report(n, tally, cpu, probes, collections.summary())
 
 
-def report(sent: int, tally: Tally, cpu_s: float, probes: list[float]) -> dict:
+def report(sent: int, tally: Tally, cpu_s: float, probes: list[float], collections: dict | None = None) -> dict:
     """What one producer process prints when it is done (one JSON line)."""
     return {
         "sent": sent, "acked": len(tally.latencies), "timeouts": tally.timeouts, "late_acks": tally.late_acks,
         "errors": tally.errors, "last_error": tally.last_error, "first_start": tally.first_start,
         "last_end": tally.last_end, "cpu_s": cpu_s, "latencies_s": [round(v, 7) for v in tally.latencies],
-        "request_rtts_s": probes,
+        "request_rtts_s": probes, "gc": collections or {"count": [0, 0, 0], "seconds": [0.0] * 3, "longest": [0.0] * 3},
     }
 
 

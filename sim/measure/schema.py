@@ -32,6 +32,11 @@ lacks them: ``proxy_cpu_us_per_msg``, the delay proxy's CPU per message
 (empty without a proxy), which tables written before it was recorded do not
 have. It sets no key: the model's ``link.relay_cpu`` is a cost per chunk,
 which the proxy's CPU per message is an outcome of, to compare, not to copy.
+``client_gc_full``, ``client_gc_full_ms`` and ``client_gc_us_per_msg``: the
+producers' full garbage collections during the run (how many, the mean
+length of one, and every collection's time per message), which set
+``client.gc_every`` and ``client.gc_pause`` (see ``measurements/README.md``)
+but are not mapped row by row.
 
 The path on loopback has no bandwidth limit and no TCP window to speak of, so
 ``link.bandwidth`` and ``link.window_bytes`` are ``inf`` unless the
@@ -53,7 +58,7 @@ COLUMNS = [
     "host_cores", "colocated",
 ]
 # columns a table may lack (older tables were written without them): read as NaN
-OPTIONAL_COLUMNS = ["proxy_cpu_us_per_msg"]
+OPTIONAL_COLUMNS = ["proxy_cpu_us_per_msg", "client_gc_full", "client_gc_full_ms", "client_gc_us_per_msg"]
 MODES = ("sync", "window", "limit", "limit_poll", "unbounded", "burst")
 LIMITER_POLL = "100ms"
 

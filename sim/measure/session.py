@@ -279,6 +279,7 @@ class Session:
         makespan = last - first if last > first else math.nan
         sent = sum(o["sent"] for o in outputs)
         rtt_ms = percentile(path, 0.5) * 1e3
+        full = sum(o["gc"]["count"][2] for o in outputs)
         return {
             "mode": point.mode,
             "rtt_ms": round(rtt_ms, 4),
@@ -298,6 +299,11 @@ class Session:
             "server_cpu_us_per_msg": round(results["server_cpu_s"] / sent * 1e6, 3),
             # NaN when the point has no proxy (no added RTT)
             "proxy_cpu_us_per_msg": round(results["proxy_cpu_s"] / sent * 1e6, 3),
+            # the producers' full (oldest-generation) garbage collections during the run: how many,
+            # how long one stopped its event loop (mean, NaN when none ran), and all collections' time
+            "client_gc_full": full,
+            "client_gc_full_ms": round(sum(o["gc"]["seconds"][2] for o in outputs) / full * 1e3, 4) if full else math.nan,
+            "client_gc_us_per_msg": round(sum(sum(o["gc"]["seconds"]) for o in outputs) / sent * 1e6, 3),
             "repeat": repeat,
             "host_cores": os.cpu_count() or 1,
             "colocated": True,

@@ -75,7 +75,71 @@ ACK, WRITE = 0, 1
 def uses_aio_client(system: System) -> bool:
     """Does this system need the asyncio client rather than the default one?"""
     cfg = system.config
-    return cfg.client.loop == "iterations" or cfg.producer.mode == "burst" or cfg.client.cpu_cv > 0
+    return (cfg.client.loop == "iterations" or cfg.producer.mode == "burst" or cfg.client.cpu_cv > 0
+            or cfg.client.gc_messages is not None)
+
+
+class Collector:
+    """A client process's cyclic garbage collector, CPython's rule counted in messages.
+
+    CPython counts the tracked objects it allocated minus those it freed (never below
+    zero) and runs a young collection when the count passes its first threshold; every
+    ``full_every`` young collections (10 x 10 by default) it runs a full one, which walks
+    every object the process holds and stops the event loop meanwhile. Here the count
+    is in messages: +1 when a message is created (its task, coroutine and future), -1
+    when it stops being in flight (acked or timed out), never below zero, and a young
+    collection when it reaches ``client.gc_messages``. A full collection costs
+    ``client.gc_pause`` + ``client.gc_message_cpu`` x the messages in flight at the
+    client, and runs in the publish of the message whose creation set it off.
+
+    So a burst, whose N creations come before any ack, runs N // (gc_messages x
+    full_every) full collections, ever longer; a steady flow runs one only as often as
+    the messages in flight rise ``gc_messages`` above their lowest since the last young
+    collection, and a sync producer (one in flight) never does.
+    """
+
+    __slots__ = ("young", "full_every", "pause", "per_message", "count", "young_runs", "full_runs", "cpu")
+
+    def __init__(self, client):
+        self.young = client.gc_messages
+        self.full_every = client.gc_full_every
+        self.pause = client.gc_pause
+        self.per_message = client.gc_message_cpu
+        self.count = 0  # net messages made since the last young collection
+        self.young_runs = 0  # young collections since the last full one
+        self.full_runs = 0
+        self.cpu = 0.0  # CPU of every full collection so far
+
+    def made(self, alive: int) -> float:
+        """A message was created, with ``alive`` messages (itself included) in flight at the
+        client: the CPU of the full collection it sets off, or 0."""
+        n = self.count + 1
+        if n < self.young:
+            self.count = n
+            return 0.0
+        self.count = 0
+        k = self.young_runs + 1
+        if k < self.full_every:
+            self.young_runs = k
+            return 0.0
+        self.young_runs = 0
+        self.full_runs += 1
+        cost = self.pause + self.per_message * alive
+        self.cpu += cost
+        return cost
+
+    def freed(self) -> None:
+        """A message stopped being in flight (acked or timed out)."""
+        if self.count > 0:
+            self.count -= 1
+
+
+def collectors(system: System) -> list[Collector] | None:
+    """One collector per client process, or None without ``client.gc_messages``."""
+    client = system.config.client
+    if client.gc_messages is None:
+        return None
+    return [Collector(client) for _ in range(system.clients)]
 
 
 def wake_cost(s: float, last_end: float, wakeup: float, growth: float, cap: float) -> float:
@@ -127,6 +191,7 @@ class AioClients:
         self.waiting = [False] * n_clients
         self.plan: list = [None] * n_clients
         self.costs = [c.__next__ for c in streams.client_cpu] if streams.client_cpu is not None else None
+        self.collectors = collectors(system)
         self.cost_of: dict[int, tuple[float, float]] = {}  # drawn (send, ack) of messages not yet done
 
         # what the loops read
@@ -407,6 +472,12 @@ class AioClients:
             self.cost_of[m] = self.costs[j]()
         self.remaining[j] -= 1
         self.in_flight[j] += 1
+        if self.collectors is not None:
+            in_flight = self.in_flight
+            pause = self.collectors[c].made(sum(in_flight[i] for i in self.producers_of[c]))
+            if pause:  # a full collection: it runs in this message's publish
+                send, ack = self.cost_of.get(m, (self.send_cpu, self.ack_cpu))
+                self.cost_of[m] = (send + pause, ack)
         key = self.seq[c]
         self.seq[c] = key + 1
         self.watch[j].append((m, key))
@@ -509,6 +580,8 @@ class AioClients:
             records.resolved[m] = expiry
             self.timed_out[c] = True
             self.in_flight[j] -= 1
+            if self.collectors is not None:
+                self.collectors[c].freed()
             freed = True
         if queue:
             m, key = queue[0]
@@ -529,6 +602,8 @@ class AioClients:
         records.resolved[m] = t
         j = records.producer[m]
         self.in_flight[j] -= 1
+        if self.collectors is not None:
+            self.collectors[self.client_of[j]].freed()
         queue = self.watch[j]
         while queue and records.status[queue[0][0]] != IN_FLIGHT:
             queue.popleft()
@@ -544,9 +619,11 @@ class AioClients:
 
     # -- costs ------------------------------------------------------------------------
     def _send_cost(self, m: int) -> float:
-        if self.costs is None:
+        cost_of = self.cost_of  # drawn costs, or a full collection's in its publish
+        if not cost_of:
             return self.send_cpu
-        return self.cost_of[m][0]
+        cost = cost_of.get(m)
+        return self.send_cpu if cost is None else cost[0]
 
     def _ack_cost(self, m: int) -> float:
         if self.costs is None:

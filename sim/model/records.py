@@ -261,3 +261,5 @@ class Records:
     cut: bool = False  # run.duration stopped the run with work unfinished
     tally: Tally | None = None  # summary mode: the folded messages
     stored_until: float = math.inf  # a store computed ahead, after this, did not happen in the run
+    # with client.gc_messages: (full garbage collections, their CPU seconds) over every client
+    collections: tuple[int, float] | None = None
