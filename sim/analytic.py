@@ -71,7 +71,9 @@ def round_trip(config: SimConfig | System) -> float:
     serialization of the message and of its ack, the broker's read loop (one
     pass of one message: ``wakeup_cpu`` + ``read_cpu``) and the partition
     stage's mean service time; with ``client.loop = iterations``, the wake-up
-    of the idle event loop the ack finds (it slept for the rest of the round trip);
+    of the idle event loop the ack finds (it slept for the rest of the round trip)
+    and two iterations' own CPU (``client.iteration_cpu``: the one that reads the
+    ack, the one that publishes the next message);
     with a relay on the path (``link.relay``), one pass of one chunk each way
     (``link.relay_wakeup_cpu`` + ``link.relay_cpu``, ``sim.model.relay``).
     """
@@ -80,7 +82,14 @@ def round_trip(config: SimConfig | System) -> float:
     relay = 2 * (cfg.link.relay_wakeup_cpu + cfg.link.relay_cpu) if cfg.link.relay else 0.0
     away = (cfg.link.rtt + s.uplink_time + s.downlink_time + cfg.broker.read_cpu + cfg.broker.service_time
             + cfg.broker.wakeup_cpu + relay)  # while the loop sleeps
-    return away + cfg.client.send_cpu + cfg.client.ack_cpu + wakeup(s, away)
+    return away + cfg.client.send_cpu + cfg.client.ack_cpu + wakeup(s, away) + 2 * iteration(s)
+
+
+def iteration(config: SimConfig | System) -> float:
+    """CPU every event-loop iteration pays, slept or not (``client.iteration_cpu`` with
+    ``client.loop = iterations``, else 0)."""
+    c = _system(config).config.client
+    return c.iteration_cpu if c.loop == "iterations" else 0.0
 
 
 def wakeup(config: SimConfig | System, slept: float = 0.0) -> float:
@@ -98,14 +107,16 @@ def wakeup(config: SimConfig | System, slept: float = 0.0) -> float:
 
 def loop_ceiling(config: SimConfig | System, batch: float = 1.0) -> float:
     """Messages/s one client's event loop carries when each of its wake-ups serves
-    ``batch`` messages: b / (wakeup + b (send + ack)). A sync producer (or a window of
-    one) wakes its loop once per message: 1 / (wakeup + send + ack); a busy loop that
-    never sleeps reaches 1 / (send + ack), the client_cpu capacity. The wake-up counted
+    ``batch`` messages: b / (wakeup + 2 iteration + b (send + ack)), the iteration that
+    reads the acks and the one that publishes the next b. A sync producer (or a window
+    of one) wakes its loop once per message: 1 / (wakeup + 2 iteration + send + ack); a
+    busy loop that never sleeps reaches 1 / (send + ack) at most (the client_cpu
+    capacity, which leaves out the iterations' own CPU). The wake-up counted
     is the one after no sleep (``client.wakeup_cpu``): a wake-up that grows with the sleep
     (``client.wakeup_growth``) only lowers the rate, so this stays an upper bound."""
     s = _system(config)
     cfg = s.config
-    cycle = wakeup(s) + batch * (cfg.client.send_cpu + cfg.client.ack_cpu)
+    cycle = wakeup(s) + 2 * iteration(s) + batch * (cfg.client.send_cpu + cfg.client.ack_cpu)
     return math.inf if cycle <= 0 else batch / cycle
 
 

@@ -287,6 +287,15 @@ class ClientConfig(_Group):
         DURATION_HELP + ", >= 0",
         ge=0,
     )
+    iteration_cpu: Duration = _field(
+        0.0,
+        "CPU of every event-loop iteration, slept or not (client.loop = iterations): the poll for "
+        "ready sockets and timers and the turn over the ready callbacks, which a busy loop pays once "
+        "per iteration and a burst once for all its publishes; 0 = an iteration costs only its work "
+        "(and client.wakeup_cpu after a sleep)",
+        DURATION_HELP + ", >= 0",
+        ge=0,
+    )
     gc_messages: OptionalWhole = _field(
         None,
         "the interpreter's cyclic garbage collector: net new messages in flight that fill its youngest "
@@ -610,6 +619,7 @@ class SimConfig(_Group):
              "client.host_cores is not set (the shared host has a core for everyone)"),
             ("link.relay_cpu", not self.link.relay, "link.relay is false (no relay on the path)"),
             ("link.relay_wakeup_cpu", not self.link.relay, "link.relay is false (no relay on the path)"),
+            ("client.iteration_cpu", self.client.loop != "iterations", "client.loop is per_message, not iterations"),
             ("client.gc_full_every", self.client.gc_messages is None, "client.gc_messages is not set (no collector)"),
             ("client.gc_pause", self.client.gc_messages is None, "client.gc_messages is not set (no collector)"),
             ("client.gc_message_cpu", self.client.gc_messages is None, "client.gc_messages is not set (no collector)"),

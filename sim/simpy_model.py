@@ -909,6 +909,7 @@ class EventLoop:
             wake = 0.0  # the wake-up's CPU, if it slept: more the longer it slept (since 0 if never run)
             if s > self.last_end:
                 wake = min(wakeup + growth * (s - max(self.last_end, 0.0)), cap) if growth else wakeup
+            wake += cfg.client.iteration_cpu  # the poll and turn every iteration pays
             batch, self.ready = self.ready, []
             for producer in self.producers:  # one produce() of each producer that may produce
                 if producer.turn is not None:

@@ -23,6 +23,7 @@ from tests.test_oracle import assert_same_messages, loops_for
 from tests.test_summary_mode import compare
 
 W, S, A, R = 117e-6, 30e-6, 9e-6, 1e-3  # wake-up, publish, ack, round trip
+I = 13e-6  # client.iteration_cpu: what every iteration costs, slept or not
 # a path that adds nothing but the round trip: every ack of one write comes back at one instant
 BARE = {"link.rtt": R, "link.bandwidth": "inf", "link.window_bytes": "inf", "broker.read_cpu": 0,
         "broker.service_time": 0, "broker.ack_bytes": 0, "client.send_cpu": S, "client.ack_cpu": A}
@@ -237,6 +238,8 @@ def random_aio_config(seed: int):
     overrides["client.loop"] = loop
     if loop == "iterations":
         overrides["client.wakeup_cpu"] = r.choice([0.0, r.uniform(10e-6, 200e-6)])
+        if seed % 5 in (1, 3):  # every iteration's own CPU (its own draw)
+            overrides["client.iteration_cpu"] = random.Random(seed + 8000).uniform(1e-6, 40e-6)
         g = random.Random(seed + 7000)  # (its own draws: the other keys stay as they were)
         if seed % 3 == 0:  # a wake-up that grows with the sleep, capped or not
             overrides["client.wakeup_growth"] = g.uniform(0.005, 0.3)
@@ -271,7 +274,8 @@ def test_every_loop_matches_the_simpy_model(seed):
 
 def test_the_random_systems_exercise_every_mechanism():
     seen = {"iterations": 0, "per_message": 0, "burst": 0, "cv": 0, "wakeup": 0, "growth": 0, "cap": 0, "timeouts": 0,
-            "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0, "gc": 0, "gc_burst": 0}
+            "limiter": 0, "window": 0, "unbounded": 0, "open_loop": 0, "cut": 0, "gc": 0, "gc_burst": 0,
+            "iteration_cpu": 0}
     for seed in range(32):
         config = random_aio_config(seed)
         records = run_records(System(config))
@@ -281,6 +285,7 @@ def test_the_random_systems_exercise_every_mechanism():
         seen["cv"] += c.cpu_cv > 0
         seen["wakeup"] += c.loop == "iterations" and c.wakeup_cpu > 0
         seen["growth"] += c.loop == "iterations" and c.wakeup_growth > 0
+        seen["iteration_cpu"] += c.loop == "iterations" and c.iteration_cpu > 0
         seen["cap"] += c.loop == "iterations" and c.wakeup_growth > 0 and c.wakeup_max is not None
         seen["timeouts"] += int((np.asarray(records.status) == TIMED_OUT).any())
         seen["limiter"] += p.concurrent_task_limit is not None
@@ -321,6 +326,11 @@ def test_the_analytic_round_trip_counts_the_wake_up():
     result = Result(config, run_records(System(config)))
     assert result.summary["makespan_s"] == pytest.approx(sync_makespan(config), rel=1e-12)
     assert loop_ceiling(config) == pytest.approx(1 / (W + S + A), rel=1e-12)
+    busy = config.replace({"client.iteration_cpu": I})  # two iterations per message: read the ack, publish
+    assert round_trip(busy) == pytest.approx(R + W + S + A + 2 * I, rel=1e-12)
+    for engine in (lambda c: run_records(System(c)), run_simpy):
+        assert Result(busy, engine(busy)).summary["makespan_s"] == pytest.approx(sync_makespan(busy), rel=1e-12)
+    assert loop_ceiling(busy, 4) == pytest.approx(4 / (W + 2 * I + 4 * (S + A)), rel=1e-12)
     from sim.config import ConfigWarning
 
     with pytest.warns(ConfigWarning, match="client.wakeup_cpu = 117us is ignored"):
@@ -437,6 +447,25 @@ def test_a_burst_runs_its_full_collections_in_its_publishes(loop):
         summary = Result(config, engine(config)).summary
         assert summary["client_gc"] == {"full_collections": 25, "cpu_s": pytest.approx(gc_cpu, rel=1e-12)}
         assert "client_gc" not in Result(config, engine(build_config({**BARE, **base}))).summary
+
+
+def test_every_iteration_pays_its_own_cpu():
+    """client.iteration_cpu = I on top of the sync timeline: the first iteration costs W + I + S;
+    the ack's iteration W + I + A; the next publish's iteration (no sleep, no wake-up) I + S."""
+    overrides = {"client.loop": "iterations", "client.wakeup_cpu": W, "client.iteration_cpu": I, "producer.messages": 3}
+    for a in both_engines(overrides):
+        sent, resolved = a["sent"], a["resolved"]
+        assert sent[0] == pytest.approx(W + I + S, abs=1e-15)
+        for k in range(3):
+            if k:
+                assert sent[k] == pytest.approx(resolved[k - 1] + I + S, abs=1e-15)
+            assert resolved[k] == pytest.approx(sent[k] + R + W + I + A, abs=1e-15)
+    """A burst of N pays I once for all its publishes (one iteration), then once per ack read."""
+    for a in both_engines({"client.loop": "iterations", "client.iteration_cpu": I, "producer.mode": "burst",
+                           "producer.messages": 100, "producer.ack_wait": 60}):
+        assert np.all(a["sent"] == pytest.approx(I + 100 * S, rel=1e-12))
+        # every ack comes back at one instant, I + 100 S + R: one iteration reads them all
+        assert np.nanmax(a["resolved"]) == pytest.approx(I + 100 * S + R + I + 100 * A, rel=1e-12)
 
 
 def test_a_sync_producer_never_collects():

@@ -466,6 +466,8 @@ def aio_shared_config(seed: int):
     kind = ["iterations", "burst", "cv"][seed % 3]
     if kind == "iterations":
         ov.update({"client.loop": "iterations", "client.wakeup_cpu": r.uniform(0, 150e-6)})
+        if seed % 4 in (0, 3):  # every iteration's own CPU (its own draw)
+            ov["client.iteration_cpu"] = random.Random(28_000 + seed).uniform(1e-6, 40e-6)
         if seed % 2:  # a wake-up that grows with the sleep (its own draws: the rest stays as it was)
             g = random.Random(27_000 + seed)
             ov.update({"client.wakeup_growth": g.uniform(0.005, 0.3),

@@ -26,10 +26,12 @@ publishes all in the first iteration.
 
 **Iterations.** The loop sleeps until something is due: a task waiting for
 its first step, a producer that may produce, an ack that has arrived. Then an
-iteration starts at s. It costs ``client.wakeup_cpu`` if the loop slept
-before s (epoll and the switch back; an iteration that follows the previous
-one at once pays none; with ``client.wakeup_growth`` a wake-up costs more the
-longer the loop slept, see :func:`wake_cost`), then, in this order: the producers that may produce
+iteration starts at s. It costs ``client.iteration_cpu`` (the poll and the
+turn over the ready callbacks, every iteration) plus ``client.wakeup_cpu`` if
+the loop slept before s (epoll's sleep and the switch back; an iteration that
+follows the previous one at once pays none; with ``client.wakeup_growth`` a
+wake-up costs more the longer the loop slept, see :func:`wake_cost`), then, in
+this order: the producers that may produce
 act (in producer order); the publish of every task created before s and of
 every sync produce() of this iteration (``send_cpu`` each, in creation
 order); every ack that arrived by s is read (``ack_cpu`` each, in arrival
@@ -176,6 +178,7 @@ class AioClients:
         client = cfg.client
         self.send_cpu, self.ack_cpu, self.wakeup = client.send_cpu, client.ack_cpu, client.wakeup_cpu
         self.growth = client.wakeup_growth
+        self.iteration_cpu = client.iteration_cpu
         self.wake_cap = INF if client.wakeup_max is None else client.wakeup_max
         self.batched = client.loop == "iterations"
         self.ack_wait = cfg.producer.ack_wait
@@ -336,7 +339,8 @@ class AioClients:
         return last if last > s else s
 
     def _iteration(self, c: int, s: float) -> None:
-        wake = wake_cost(s, self.last_end[c], self.wakeup, self.growth, self.wake_cap)  # if it slept
+        # the iteration's own CPU: the wake-up if it slept, and the poll and turn every iteration pays
+        wake = wake_cost(s, self.last_end[c], self.wakeup, self.growth, self.wake_cap) + self.iteration_cpu
         ready, inbox = self.ready[c], self.inbox[c]
         batch = list(ready)  # tasks created before s: their first step
         ready.clear()
