@@ -34,9 +34,9 @@ have. It sets no key: the model's ``link.relay_cpu`` is a cost per chunk,
 which the proxy's CPU per message is an outcome of, to compare, not to copy.
 ``client_gc_full``, ``client_gc_full_ms`` and ``client_gc_us_per_msg``: the
 producers' full garbage collections during the run (how many, the mean
-length of one, and every collection's time per message), which set
-``client.gc_every`` and ``client.gc_pause`` (see ``measurements/README.md``)
-but are not mapped row by row.
+length of one, and every collection's time per message), from which
+``client.gc_messages``, ``client.gc_pause`` and ``client.gc_message_cpu`` were
+set (see ``measurements/README.md``); they are not mapped row by row.
 
 The path on loopback has no bandwidth limit and no TCP window to speak of, so
 ``link.bandwidth`` and ``link.window_bytes`` are ``inf`` unless the

@@ -97,7 +97,7 @@ class Collector:
     So a burst, whose N creations come before any ack, runs N // (gc_messages x
     full_every) full collections, ever longer; a steady flow runs one only as often as
     the messages in flight rise ``gc_messages`` above their lowest since the last young
-    collection, and a sync producer (one in flight) never does.
+    collection, and a sync producer (one in flight) never does unless ``gc_messages`` is 1.
     """
 
     __slots__ = ("young", "full_every", "pause", "per_message", "count", "young_runs", "full_runs", "cpu")
