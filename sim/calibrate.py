@@ -42,7 +42,7 @@ LOSS_SCALE = 0.2
 _POINT_KEYS = ("mode", "window", "limit", "producers", "partitions", "messages", "ack_wait_s", "payload_bytes")
 # the setting a point was measured in (sim.measure.schema maps them): the same for its repeats,
 # or (the proxy's measured added RTT) a median over them
-_SETTING_KEYS = ("host_cores", "colocated", "added_rtt_target_ms")
+_SETTING_KEYS = ("host_cores", "colocated", "broker_cores", "added_rtt_target_ms")
 _SETTING_MEASURED = ("added_rtt_ms",)
 # what a fit compares, per point: the measured column and the summary key
 TARGETS = {"throughput": ("throughput_msgs_per_s", "throughput_msgs_per_s"),

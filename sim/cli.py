@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="before each point, wait until fewer than X cores are busy (default 0.5)")
     measure.add_argument("--quiet-wait", type=float, metavar="S",
                          help="but wait at most S seconds, then measure anyway (default: 3 quick, 60 full)")
+    measure.add_argument("--pin-broker", action="store_true",
+                         help="bind nats-server and the delay proxy to this machine's last core and the producers "
+                         "to the others, so the kernel cannot queue the broker behind a busy producer (rows say "
+                         "host_cores = the producers' cores, colocated = false, broker_cores = 1)")
     measure.set_defaults(func=cmd_measure)
 
     calibrate = commands.add_parser(
@@ -452,7 +456,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         pd.DataFrame(rows).to_csv(args.out, index=False)
 
     table = measure(SUITES[args.suite](), repeats=repeats, on_row=save, server_bin=args.server_bin,
-                    quiet_cores=args.quiet_cores, quiet_wait_s=quiet_wait)
+                    quiet_cores=args.quiet_cores, quiet_wait_s=quiet_wait, pin_broker=args.pin_broker)
     from .measure import format_table
 
     print(format_table(table, args.out))

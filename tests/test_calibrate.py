@@ -319,3 +319,5 @@ def test_pooled_points_are_simulated_in_the_setting_their_rows_were_measured_in(
     assert [c["broker.colocated"] for c in configs] == [True, True]
     assert [c["link.relay"] for c in configs] == [True, False]
     assert [c["link.relay_cpu"] for c in configs] == [13e-6, 0.0]
+    pinned = pool_points(pd.DataFrame([{**r, "colocated": False, "host_cores": 1, "broker_cores": 1} for r in rows]))
+    assert {row_config(row, {})["broker.cores"] for _, row in pinned.iterrows()} == {1}

@@ -538,6 +538,14 @@ def test_measurement_rows_say_where_the_processes_ran():
     assert "client.host_cores" not in row_overrides({**row, "host_cores": float("nan"), "colocated": ""})
     with pytest.raises(ValueError, match="colocated = sometimes: expected true or false"):
         row_overrides({**row, "colocated": "sometimes"})
+    # sim measure --pin-broker: the producers on host_cores of their own, the broker on broker_cores apart
+    pinned = row_overrides({**row, "host_cores": 1, "colocated": False, "broker_cores": 1})
+    assert pinned["client.host_cores"] == 1 and pinned["broker.colocated"] is False and pinned["broker.cores"] == 1
+    assert "broker.cores" not in row_overrides({**row, "broker_cores": float("nan")})
+    with pytest.raises(ValueError, match="broker_cores = 1: a row with colocated = true shares"):
+        row_overrides({**row, "broker_cores": 1})
+    with pytest.raises(ValueError, match="broker_cores = 1.5: expected a whole number >= 1"):
+        row_overrides({**row, "colocated": False, "broker_cores": 1.5})
 
 
 def test_the_core_bound_counts_a_read_pass_wake_up_over_a_full_read():

@@ -14,12 +14,14 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("nats")
 
 from sim.cli import main  # noqa: E402
+from sim.config import InputError  # noqa: E402
 from sim.measure import MeasureError, procs  # noqa: E402
 from sim.measure.proxy import ping_rtts  # noqa: E402
 from sim.measure.server import NatsServer, find_binary  # noqa: E402
@@ -96,6 +98,44 @@ def test_the_producers_garbage_collections_are_recorded(session):
     assert row["client_gc_full"] >= 1 and row["client_gc_full_ms"] > 0
     full_us_per_msg = row["client_gc_full"] * row["client_gc_full_ms"] * 1e3 / 20000
     assert full_us_per_msg <= row["client_gc_us_per_msg"] <= row["client_cpu_us_per_msg"] * 1.5  # (wall, not CPU)
+
+
+def test_pin_broker_binds_the_broker_and_the_proxy_apart_from_the_producers():
+    """--pin-broker: nats-server and the delay proxy on the last core, every producer on the others
+    (inherited by every thread), and rows that say so: host_cores = the producers' cores,
+    colocated false, broker_cores 1."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("pinning apart needs 2 cores")
+    broker, producers = procs.pinned_cores()
+    assert len(broker) == 1 and broker | producers == os.sched_getaffinity(0) and not broker & producers
+    with Session(quiet_cores=0.8, quiet_wait_s=1.0, pin_broker=True) as pinned:
+        assert os.sched_getaffinity(pinned.server.pid) == broker
+        tasks = Path(f"/proc/{pinned.server.pid}/task").iterdir()
+        assert all(os.sched_getaffinity(int(t.name)) == broker for t in tasks)  # every server thread
+        row = pinned.measure(Point("sync", 1, 100))
+        proxy = pinned.proxies[1][0]
+        assert os.sched_getaffinity(proxy.pid) == broker
+        assert row["acked"] == 100 and row["host_cores"] == len(producers)
+        assert row["colocated"] is False and row["broker_cores"] == 1
+        seen = []
+        real_spawn = procs.spawn
+
+        def spy(argv, cpus=None, **kwargs):
+            seen.append(cpus)
+            return real_spawn(argv, cpus=cpus, **kwargs)
+
+        procs_spawn, procs.spawn = procs.spawn, spy
+        try:
+            pinned.measure(Point("sync", 0, 50))
+        finally:
+            procs.spawn = procs_spawn
+        assert seen == [producers]  # the producer (the server and proxy were already running)
+
+
+def test_pin_broker_needs_two_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    with pytest.raises(InputError, match="--pin-broker: needs at least 2 cores, this process may use 1"):
+        procs.pinned_cores()
 
 
 def test_the_gc_clock_times_each_generation():

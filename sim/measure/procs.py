@@ -27,9 +27,28 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
-    """Start ``argv`` as a child that dies with this process and ignores Ctrl-C."""
-    return subprocess.Popen(argv, preexec_fn=_die_with_parent, **kwargs)
+def spawn(argv: list[str], cpus: set[int] | None = None, **kwargs) -> subprocess.Popen:
+    """Start ``argv`` as a child that dies with this process and ignores Ctrl-C; with ``cpus``,
+    bound to those cores (set before exec, so every thread it starts inherits it)."""
+    if cpus is None:
+        return subprocess.Popen(argv, preexec_fn=_die_with_parent, **kwargs)
+
+    def setup() -> None:
+        _die_with_parent()
+        os.sched_setaffinity(0, cpus)
+
+    return subprocess.Popen(argv, preexec_fn=setup, **kwargs)
+
+
+def pinned_cores() -> tuple[set[int], set[int]]:
+    """How ``sim measure --pin-broker`` splits this machine: (the broker's and the delay
+    proxy's core: the last one this process may use, the producers' cores: the others)."""
+    usable = sorted(os.sched_getaffinity(0))
+    if len(usable) < 2:
+        from ..config import InputError
+
+        raise InputError(f"--pin-broker: needs at least 2 cores, this process may use {len(usable)}")
+    return {usable[-1]}, set(usable[:-1])
 
 
 def stop(process: subprocess.Popen | None, grace: float = 3.0) -> None:

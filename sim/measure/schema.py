@@ -21,6 +21,9 @@ ack_wait_s                  producer.ack_wait
 payload_bytes               producer.payload_bytes
 host_cores                  client.host_cores (the producers' host; all on it)
 colocated = true            broker.colocated (the broker shares that host)
+broker_cores (optional)     broker.cores (``sim measure --pin-broker``: the broker and the delay
+                            proxy bound to cores of their own, the producers to the others,
+                            ``host_cores`` of them; ``colocated`` is then false)
 added_rtt_target_ms > 0     link.relay = true (the delay proxy is on the path; 0: false, a direct path
                             with link.relay_cpu = link.relay_wakeup_cpu = 0, so a profile's relay
                             costs are not reported as ignored there; without that column,
@@ -58,7 +61,8 @@ COLUMNS = [
     "host_cores", "colocated",
 ]
 # columns a table may lack (older tables were written without them): read as NaN
-OPTIONAL_COLUMNS = ["proxy_cpu_us_per_msg", "client_gc_full", "client_gc_full_ms", "client_gc_us_per_msg"]
+OPTIONAL_COLUMNS = ["proxy_cpu_us_per_msg", "client_gc_full", "client_gc_full_ms", "client_gc_us_per_msg",
+                    "broker_cores"]
 MODES = ("sync", "window", "limit", "limit_poll", "unbounded", "burst")
 LIMITER_POLL = "100ms"
 
@@ -126,6 +130,11 @@ def row_overrides(row: Mapping[str, Any], where: str = "row") -> dict[str, Any]:
         out["client.hosts"] = 1
     if (colocated := _flag(row, "colocated", where)) is not None:
         out["broker.colocated"] = colocated and cores is not None
+    if (broker_cores := _whole(row, "broker_cores", where)) is not None:  # pinned apart (--pin-broker)
+        if out.get("broker.colocated"):
+            raise InputError(f"{where}: broker_cores = {broker_cores}: a row with colocated = true shares the "
+                             "producers' cores (host_cores); broker_cores is for a broker pinned apart")
+        out["broker.cores"] = broker_cores
     added = _number(row, "added_rtt_target_ms", where)
     if added is None:
         added = _number(row, "added_rtt_ms", where)

@@ -58,6 +58,7 @@ class NatsServer:
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
         self._store: tempfile.TemporaryDirectory | None = None
+        self.cpus: set[int] | None = None  # the cores it is bound to (None: any)
 
     @property
     def url(self) -> str:
@@ -75,7 +76,7 @@ class NatsServer:
         argv = [self.binary, "-js", "-sd", self._store.name, "-a", "127.0.0.1", "-p", str(self.port),
                 "-l", str(log)]
         try:
-            self.process = procs.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            self.process = procs.spawn(argv, cpus=self.cpus, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE)
         except OSError as exc:
             self.stop()

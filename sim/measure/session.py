@@ -60,8 +60,11 @@ class Session:
     """``with Session() as s: s.measure(point, repeat)`` -> one CSV row (a dict)."""
 
     def __init__(self, server_bin: str | None = None, quiet_cores: float = 0.5, quiet_wait_s: float = 60.0,
-                 point_timeout_s: float = 600.0):
+                 point_timeout_s: float = 600.0, pin_broker: bool = False):
         self.server = NatsServer(server_bin)
+        # --pin-broker: the server and the delay proxy on one core, the producers on the others
+        self.broker_cpus, self.producer_cpus = procs.pinned_cores() if pin_broker else (None, None)
+        self.server.cpus = self.broker_cpus
         self.quiet_cores = quiet_cores
         self.quiet_wait_s = quiet_wait_s
         self.point_timeout_s = point_timeout_s
@@ -114,7 +117,8 @@ class Session:
             return self.server.port
         if added_rtt_ms not in self.proxies:
             process = procs.spawn([sys.executable, "-m", "sim.measure.proxy", str(self.server.port),
-                                   repr(added_rtt_ms / 1e3)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   repr(added_rtt_ms / 1e3)], cpus=self.broker_cpus, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
             self.proxies[added_rtt_ms] = (process, 0)
             line = _read_line(process, 15.0, "delay proxy")
@@ -200,7 +204,8 @@ class Session:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.producers = [
             procs.spawn([sys.executable, "-m", "sim.measure.producer", json.dumps({**base, "messages": share})],
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                        cpus=self.producer_cpus, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, env=env)
             for share in shares
         ]
         try:
@@ -305,8 +310,10 @@ class Session:
             "client_gc_full_ms": round(sum(o["gc"]["seconds"][2] for o in outputs) / full * 1e3, 4) if full else math.nan,
             "client_gc_us_per_msg": round(sum(sum(o["gc"]["seconds"]) for o in outputs) / sent * 1e6, 3),
             "repeat": repeat,
-            "host_cores": os.cpu_count() or 1,
-            "colocated": True,
+            # pinned (--pin-broker): the producers' cores, and the broker's (with the proxy) apart
+            "host_cores": len(self.producer_cpus) if self.producer_cpus else os.cpu_count() or 1,
+            "colocated": self.broker_cpus is None,
+            "broker_cores": len(self.broker_cpus) if self.broker_cpus else math.nan,
             # more columns: how the point was measured
             "added_rtt_target_ms": point.added_rtt_ms,
             "added_rtt_ms": round((percentile(path, 0.5) - percentile(direct, 0.5)) * 1e3, 4),
