@@ -132,9 +132,16 @@ def test_pin_broker_binds_the_broker_and_the_proxy_apart_from_the_producers():
         assert seen == [producers]  # the producer (the server and proxy were already running)
 
 
-def test_pin_broker_needs_two_cores(monkeypatch):
+def test_pin_broker_needs_two_cores(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     with pytest.raises(InputError, match="--pin-broker: needs at least 2 cores, this process may use 1"):
+        procs.pinned_cores()
+    assert main(["measure", "--quick", "--pin-broker", "-o", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sim: error: --pin-broker: needs at least 2 cores, this process may use 1"]
+    assert not (tmp_path / "t.csv").exists()
+    monkeypatch.delattr(os, "sched_getaffinity")
+    with pytest.raises(InputError, match="--pin-broker: needs a system that binds processes to cores"):
         procs.pinned_cores()
 
 

@@ -43,10 +43,12 @@ def spawn(argv: list[str], cpus: set[int] | None = None, **kwargs) -> subprocess
 def pinned_cores() -> tuple[set[int], set[int]]:
     """How ``sim measure --pin-broker`` splits this machine: (the broker's and the delay
     proxy's core: the last one this process may use, the producers' cores: the others)."""
+    from ..config import InputError
+
+    if not hasattr(os, "sched_getaffinity"):
+        raise InputError("--pin-broker: needs a system that binds processes to cores (Linux)")
     usable = sorted(os.sched_getaffinity(0))
     if len(usable) < 2:
-        from ..config import InputError
-
         raise InputError(f"--pin-broker: needs at least 2 cores, this process may use {len(usable)}")
     return {usable[-1]}, set(usable[:-1])
 
