@@ -59,7 +59,7 @@ from itertools import count
 import simpy
 
 from .config import SimConfig
-from .model.aioclient import collectors, uses_aio_client
+from .model.aioclient import collected, collectors, uses_aio_client
 from .model.flow import FlowPolicy, policy_for
 from .model.hosts import CLIENT_CPU, PARTITION, READ_LOOP, RELAY, check_supported, layout, pool_busy
 from .model.relay import pass_cost
@@ -853,9 +853,8 @@ class SimPyModel:
             **pool_busy(self.hosts, [pool.busy_s for pool in self.core_pools]),
         }
         out = buffer.finish(busy, span, stopped and unfinished, end)
-        collectors = [c.collector for c in self.clients if c.collector is not None]
-        if collectors:
-            out.collections = (sum(c.full_runs for c in collectors), sum(c.cpu for c in collectors))
+        if self.clients and self.clients[0].collector is not None:
+            out.collections = collected([c.collector for c in self.clients])
         return out
 
 
@@ -871,7 +870,7 @@ class EventLoop:
 
     def __init__(self, model: SimPyModel, client: Client):
         self.model, self.client, self.env = model, client, model.env
-        self.producers = [p for p in model.producers if p.client is client]
+        self.producers = client.producers  # (in producer order)
         self.ready: list = []  # (message, returned event): tasks waiting for their first step
         self.inbox: list = []  # messages whose ack has arrived
         self.last_end = -math.inf

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
-from ..model.aioclient import aio_client_side, uses_aio_client
+from ..model.aioclient import aio_client_side, collected, uses_aio_client
 from ..model.clients import client_side
 from ..model.records import IN_FLIGHT, RecordBuffer, Records
 from ..model.system import System
@@ -71,5 +71,5 @@ def finish(records: RecordBuffer, clients, cut: bool, end: float, free: list, bu
     out = records.finish({"client_cpu": clients.cpu_busy, **busy}, span, cut and unfinished, end)
     collectors = getattr(clients, "collectors", None)
     if collectors is not None:
-        out.collections = (sum(c.full_runs for c in collectors), sum(c.cpu for c in collectors))
+        out.collections = collected(collectors)
     return out

@@ -136,6 +136,11 @@ class Collector:
             self.count -= 1
 
 
+def collected(collectors: list[Collector]) -> tuple[int, float]:
+    """What the clients' collectors did in a run: (full collections, their CPU seconds)."""
+    return sum(c.full_runs for c in collectors), sum(c.cpu for c in collectors)
+
+
 def collectors(system: System) -> list[Collector] | None:
     """One collector per client process, or None without ``client.gc_messages``."""
     client = system.config.client
