@@ -46,7 +46,10 @@ _SETTING_KEYS = ("host_cores", "colocated", "broker_cores", "added_rtt_target_ms
 _SETTING_MEASURED = ("added_rtt_ms",)
 # what a fit compares, per point: the measured column and the summary key
 TARGETS = {"throughput": ("throughput_msgs_per_s", "throughput_msgs_per_s"),
-           "p50": ("p50_ms", "latency_p50_ms"), "p99": ("p99_ms", "latency_p99_ms")}
+           "p50": ("p50_ms", "latency_p50_ms"), "p99": ("p99_ms", "latency_p99_ms"),
+           # the producers' CPU per message: it tells the client's costs from the broker's, which
+           # throughput and latency alone can trade (rows without the column compare nothing)
+           "client_cpu": ("client_cpu_us_per_msg", "client_cpu_us_per_msg")}
 DEFAULT_TARGETS = ("throughput", "p50", "p99")
 
 
@@ -113,7 +116,7 @@ def pool_points(table):
     frame["_rtt_group"] = frame[rtt_group].round(3)
     keys = [k for k in (*_POINT_KEYS, *_SETTING_KEYS) if k in frame.columns] + ["_rtt_group"]
     numeric = ["rtt_ms", "throughput_msgs_per_s", "p50_ms", "p99_ms", "timeouts"]
-    numeric += [k for k in _SETTING_MEASURED if k in frame.columns]
+    numeric += [k for k in (*_SETTING_MEASURED, "client_cpu_us_per_msg") if k in frame.columns]
     pooled = frame.groupby(keys, dropna=False, sort=False)[numeric].median().reset_index()
     pooled["repeats"] = frame.groupby(keys, dropna=False, sort=False).size().to_numpy()
     return pooled.drop(columns="_rtt_group")
@@ -177,7 +180,8 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
               holdout_modes: Sequence[str] = ()) -> Fit:
     """Fit ``keys`` to the measured ``table`` (see the module docstring).
 
-    ``targets``: what each point compares (log throughput, log p50, log p99).
+    ``targets``: what each point compares (log throughput, log p50, log p99, and with
+    ``client_cpu`` the log of the producers' CPU per message).
     ``holdout_modes``: modes kept out of the fit entirely, to be predicted: an
     out-of-sample check on kinds of points the fit has not seen (``holdout`` then
     draws its fraction from the other modes)."""
@@ -223,7 +227,12 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
     x0 = np.log([start[k] for k in keys])
     memo: dict[tuple, np.ndarray] = {}
     columns = [TARGETS[t] for t in targets]
+    for target, (column, _) in zip(targets, columns):
+        if column not in train.columns or not (train[column] > 0).any():
+            raise InputError(f"--targets = {target}: the table has no {column} to fit it to")
     real = np.array([[_log(r[column]) for column, _ in columns] for _, r in train.iterrows()]).ravel()
+    # a point without a measured value (an older table's NaN) compares nothing there
+    known = np.array([[r[column] > 0 for column, _ in columns] for _, r in train.iterrows()]).ravel()
 
     least_wakeup = start_config.client.wakeup_cpu
 
@@ -241,7 +250,7 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
         n = len(train)
         for j, w in enumerate(missing):
             sims = summaries[j * n:(j + 1) * n]
-            memo[w] = np.array([[_log(s[key]) for _, key in columns] for s in sims]).ravel() - real
+            memo[w] = np.where(known, np.array([[_log(s[key]) for _, key in columns] for s in sims]).ravel() - real, 0.0)
         return [memo[w] for w in wanted]
 
     def residuals(x):
@@ -263,7 +272,7 @@ def calibrate(table, keys: Sequence[str] = COST_KEYS, holdout: float = 0.3, seed
     r = residuals(x)
     rel, undetermined, tangled = _uncertainty(keys, jac, r)
     fit = Fit(keys=keys, values=values, rel_uncertainty=rel, start=start, undetermined=undetermined,
-              tangled=tangled, train=train, holdout=held, rms_log_error=float(np.sqrt(np.mean(r ** 2))),
+              tangled=tangled, train=train, holdout=held, rms_log_error=float(np.sqrt(np.mean(r[known] ** 2))),
               evaluations=len(memo), base=base, excluded=len(excluded), targets=targets,
               holdout_modes=list(holdout_modes))
     fit.train = _with_sims(train, fit.overrides(), workers, cache)

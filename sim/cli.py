@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--config", metavar="FILE.toml", help="settings the fit starts from and keeps (e.g. a "
                            "mechanism switched on); the fitted keys are written with them")
     calibrate.add_argument("--targets", default="throughput,p50,p99", metavar="T,T...",
-                           help="what each point compares, in logs: throughput, p50, p99 (default: all three)")
+                           help="what each point compares, in logs: throughput, p50, p99, client_cpu (the producers' CPU per "
+                           "message, column client_cpu_us_per_msg) (default: throughput,p50,p99)")
     calibrate.add_argument("--holdout-modes", metavar="MODE,MODE...",
                            help="modes kept out of the fit entirely and predicted (an out-of-sample check)")
     calibrate.add_argument("--holdout", type=float, default=0.3, metavar="F",

@@ -222,7 +222,28 @@ class Result:
         if self.records.collections is not None:  # client.gc_messages: the interpreter's full collections
             count, seconds = self.records.collections
             out["client_gc"] = {"full_collections": int(count), "cpu_s": float(seconds)}
+        cpu = self.cpu_us_per_msg
+        if cpu:
+            out["cpu_us_per_msg"] = cpu
         out["limited_by"] = limited_by(self.config, out)
+        return out
+
+    @cached_property
+    def cpu_us_per_msg(self) -> dict[str, float]:
+        """CPU time per message sent, in microseconds, summed over every process of a kind:
+        ``client`` (the client processes' CPUs, collections included), ``broker`` (its read
+        loops and partition stages) and ``relay`` (with ``link.relay``). These are what
+        ``sim measure`` records as ``client_cpu_us_per_msg``, ``server_cpu_us_per_msg`` and
+        ``proxy_cpu_us_per_msg``. Empty when nothing was sent."""
+        sent = self.tally.sent
+        if not sent:
+            return {}
+        busy = self.records.busy
+        kinds = {"client": ("client_cpu",), "broker": ("read_loop", "partition"), "relay": ("relay",)}
+        out = {}
+        for kind, stations in kinds.items():
+            if any(name in busy for name in stations):
+                out[kind] = sum(sum(busy.get(name, ())) for name in stations) / sent * 1e6
         return out
 
     @cached_property
@@ -327,7 +348,8 @@ class Result:
 
 def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """A summary as one flat row: ``latency_ms.p99`` becomes ``latency_p99_ms``,
-    ``utilisation.uplink`` becomes ``utilisation_uplink``, ``client_gc.cpu_s`` ``client_gc_cpu_s``."""
+    ``utilisation.uplink`` becomes ``utilisation_uplink``, ``client_gc.cpu_s`` ``client_gc_cpu_s``,
+    ``cpu_us_per_msg.client`` ``client_cpu_us_per_msg`` (the name of ``sim measure``'s column)."""
     row: dict[str, Any] = {}
     for key, value in summary.items():
         if key in ("latency_ms", "latency_from_intended_ms"):
@@ -337,6 +359,9 @@ def flat_summary(summary: dict[str, Any]) -> dict[str, Any]:
         elif key in ("utilisation", "client_gc"):
             for name, v in value.items():
                 row[f"{key}_{name}"] = v
+        elif key == "cpu_us_per_msg":
+            for name, v in value.items():
+                row[f"{name}_cpu_us_per_msg"] = v
         elif key == "per_client_msgs_per_s":
             for name in CLIENT_STATS:
                 row[f"per_client_{name}_msgs_per_s"] = None if value is None else value[name]

@@ -9,7 +9,7 @@ import pytest
 
 from sim.calibrate import calibrate, row_config, simulate_configs, to_toml, validate
 from sim.cli import main
-from sim.config import build_config
+from sim.config import InputError, build_config
 from sim.measure import COLUMNS
 from sim.tomlconfig import read_overrides
 
@@ -27,7 +27,7 @@ POINTS = [
 ]
 
 
-def synthetic_table(truth=TRUTH, points=POINTS) -> pd.DataFrame:
+def synthetic_table(truth=TRUTH, points=POINTS, client_cpu: bool = False) -> pd.DataFrame:
     rows = []
     for repeat, point in enumerate(points):
         # (producers and broker on one host, as `sim measure` runs them, the row says so; with cores to
@@ -37,7 +37,8 @@ def synthetic_table(truth=TRUTH, points=POINTS) -> pd.DataFrame:
         summary = simulate_configs([row_config(row, truth)], workers=1, cache=None)[0]
         row.update(throughput_msgs_per_s=summary["throughput_msgs_per_s"], p50_ms=summary["latency_p50_ms"],
                    p99_ms=summary["latency_p99_ms"], timeouts=summary["timed_out"], stored=summary["stored"],
-                   client_cpu_us_per_msg=float("nan"), server_cpu_us_per_msg=float("nan"), repeat=0)
+                   client_cpu_us_per_msg=summary["client_cpu_us_per_msg"] if client_cpu else float("nan"),
+                   server_cpu_us_per_msg=float("nan"), repeat=0)
         rows.append(row)
     table = pd.DataFrame(rows)
     assert set(COLUMNS) <= set(table.columns)
@@ -83,6 +84,35 @@ def test_keys_the_data_cannot_tell_apart_are_named():
     total = fit.values["client.send_cpu"] + fit.values["client.ack_cpu"]
     # the combination is still fitted: it also absorbs the partition stage, left at its 5 us default
     assert total == pytest.approx(30e-6 + 12e-6 + (20e-6 - 5e-6), rel=0.05)
+
+
+def test_the_clients_cpu_tells_its_costs_from_the_brokers():
+    """Sync round trips see only the sum of every cost; the producers' measured CPU per message
+    says how much of it is the client's, so the fit recovers both sides."""
+    sync_points = [dict(mode="sync", rtt_ms=rtt, producers=1, partitions=1, messages=50) for rtt in (0.05, 0.5, 2.0)]
+    truth = {"client.send_cpu": 30e-6, "broker.service_time": 20e-6}
+    table = synthetic_table(truth, sync_points, client_cpu=True)
+    assert table["client_cpu_us_per_msg"].to_numpy() == pytest.approx(30 + 10)  # send + the default 10 us ack
+    keys = list(truth)
+    blind = calibrate(table, keys=keys, holdout=0, workers=1, cache=None, progress=False, from_data=False,
+                      targets=["throughput", "p50"])
+    assert blind.tangled == [keys]
+    fit = calibrate(table, keys=keys, holdout=0, workers=1, cache=None, progress=False, from_data=False,
+                    targets=["throughput", "p50", "client_cpu"])
+    assert not fit.tangled and fit.rms_log_error < 0.01
+    for key, value in truth.items():
+        assert fit.values[key] == pytest.approx(value, rel=0.05), key
+    # a row without the column (an older table's NaN) compares nothing there: the others still fit
+    table.loc[0, "client_cpu_us_per_msg"] = float("nan")
+    again = calibrate(table, keys=keys, holdout=0, workers=1, cache=None, progress=False, from_data=False,
+                      targets=["throughput", "p50", "client_cpu"])
+    for key, value in truth.items():
+        assert again.values[key] == pytest.approx(value, rel=0.05), key
+    # and a table with none of it says so in one line
+    table["client_cpu_us_per_msg"] = float("nan")
+    with pytest.raises(InputError, match="--targets = client_cpu: the table has no client_cpu_us_per_msg"):
+        calibrate(table, keys=keys, holdout=0, workers=1, cache=None, progress=False, from_data=False,
+                  targets=["client_cpu"])
 
 
 def test_the_toml_works_with_config_everywhere(fit, tmp_path, capsys):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sim import build_config, run
-from sim.results import latency_stats_ms
+from sim.results import flat_summary, latency_stats_ms
 
 
 def test_nearest_rank_percentiles():
@@ -111,3 +111,34 @@ def test_to_dict_is_the_json_and_carries_version_and_wall_time():
     assert {k: v for k, v in out.items() if k not in ("config", "sim_version", "wall_s")} == result.summary
     json.dumps(out, allow_nan=False)
     assert not hasattr(result, "to_json")
+
+
+def test_cpu_per_message_sums_every_process_of_a_kind():
+    """Each message costs its produce() and ack on a client, a read and a store at the broker:
+    with constant costs the CPU per message is their sum, whatever the processes and flow."""
+    cfg = build_config({"clients": 3, "producer.mode": "nonblocking", "producer.window": 20, "producer.messages": 700,
+                        "broker.partitions": 2, "client.send_cpu": "40us", "client.ack_cpu": "10us",
+                        "broker.read_cpu": "3us", "broker.service_time": "25us", "link.rtt": "2ms"})
+    s = run(cfg).summary
+    assert s["sent"] == 2100
+    assert s["cpu_us_per_msg"] == pytest.approx({"client": 50.0, "broker": 28.0}, rel=1e-9)
+    flat = flat_summary(s)
+    assert (flat["client_cpu_us_per_msg"], flat["broker_cpu_us_per_msg"]) == pytest.approx((50.0, 28.0), rel=1e-9)
+    assert "relay_cpu_us_per_msg" not in flat
+    # one client alone: its busy fraction of the span is its CPU per message x throughput
+    one = run(cfg.replace({"clients": 1})).summary
+    assert one["utilisation"]["client_cpu"] == pytest.approx(
+        one["cpu_us_per_msg"]["client"] * 1e-6 * one["sent"] / one["simulated_s"], rel=1e-9)
+
+
+def test_cpu_per_message_counts_the_relay_and_the_collector():
+    cfg = build_config({"producer.mode": "burst", "producer.messages": 5000, "client.gc_messages": 25,
+                        "client.send_cpu": "30us", "client.ack_cpu": "5us", "client.host_cores": 2,
+                        "broker.colocated": True, "link.relay": True, "link.relay_cpu": "4us",
+                        "link.rtt": "1ms", "producer.ack_wait": "60s"})
+    s = run(cfg).summary
+    # the collector's CPU is the client's: produce() and ack, plus every full collection
+    assert s["cpu_us_per_msg"]["client"] == pytest.approx(35.0 + s["client_gc"]["cpu_s"] / 5000 * 1e6, rel=1e-9)
+    assert s["client_gc"]["full_collections"] == 2
+    # a relay chunk carries one socket's bytes of one pass: at most one chunk per message each way
+    assert 0 < s["cpu_us_per_msg"]["relay"] <= 2 * 4.0 + 1e-9
