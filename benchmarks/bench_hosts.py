@@ -2,8 +2,9 @@
 
 Four nonblocking clients (window 100, RTT 0) and a co-located broker on 2 cores, as a
 loopback measurement has them: once with the shipped profile (whatever it switches on: since
-the refit of 30 Nov 2026, event-loop iterations, read passes, a lognormal partition stage,
-the delay proxy as a relay and a 0.68 ms slice), once with the default per-message client and constant costs;
+the refits of 30 Nov 2026, event-loop iterations, the interpreter's collector, read passes, a
+lognormal partition stage, the delay proxy as a relay and the scheduler's slice), once with the
+default per-message client and constant costs;
 then both again with the scheduler's time slice (``client.host_slice`` = 1.5 ms).
 Run it from the repository (``python benchmarks/bench_hosts.py``); to compare two
 versions, run it from each checkout in turn on a quiet machine and note the load.

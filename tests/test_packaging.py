@@ -49,9 +49,10 @@ def sdist(tmp_path_factory) -> Path:
 def test_sdist_carries_the_suite_and_what_it_reads(sdist):
     for path in ("tests/helpers.py", "tests/systems.py", "tests/_backend/test_backend.py",
                  "notebooks/01-round-trips.ipynb", "figures/partitions.csv", "figures/partitions.png",
-                 "constraints.txt", "constraints-lowest.txt", "Makefile", "sim/examples/limit-sweep.toml"):
+                 "constraints.txt", "constraints-lowest.txt", "Makefile", "sim/examples/limit-sweep.toml",
+                 "measurements/nats-loopback.csv", "sim/profiles/nats-loopback.toml"):
         assert (sdist / path).is_file(), path
-    tracked = subprocess.run(["git", "ls-files", "tests", "notebooks", "figures"], cwd=ROOT, capture_output=True,
+    tracked = subprocess.run(["git", "ls-files", "tests", "notebooks", "figures", "measurements"], cwd=ROOT, capture_output=True,
                              text=True)
     if tracked.returncode == 0 and tracked.stdout:  # a git checkout: every tracked test file is in the sdist
         for path in tracked.stdout.split():
