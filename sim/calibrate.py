@@ -388,7 +388,7 @@ def _uncertainty(keys, jac, r):
 def _with_sims(rows, overrides, workers, cache):
     rows = rows.copy()
     if rows.empty:
-        for c in ("sim_throughput_msgs_per_s", "sim_p50_ms", "sim_p99_ms", "sim_timeouts"):
+        for c in ("sim_throughput_msgs_per_s", "sim_p50_ms", "sim_p99_ms", "sim_timeouts", "sim_client_cpu_us_per_msg"):
             rows[c] = []
         return rows
     configs = [row_config(r, overrides, where=f"row {i}") for i, r in rows.iterrows()]
@@ -397,6 +397,7 @@ def _with_sims(rows, overrides, workers, cache):
     rows["sim_p50_ms"] = [s["latency_p50_ms"] for s in sims]
     rows["sim_p99_ms"] = [s["latency_p99_ms"] for s in sims]
     rows["sim_timeouts"] = [int(s["timed_out"]) for s in sims]
+    rows["sim_client_cpu_us_per_msg"] = [s.get("client_cpu_us_per_msg", math.nan) for s in sims]
     return rows
 
 
@@ -483,19 +484,29 @@ def format_fit(fit: Fit) -> str:
 
 
 def format_rows(rows) -> str:
+    """One line per row: real against simulated throughput, p50, p99, timeouts and, where the
+    table measured it, the producers' CPU per message (us)."""
+    cpu = "client_cpu_us_per_msg" in rows.columns and "sim_client_cpu_us_per_msg" in rows.columns
     head = (f"  {'mode':<10} {'C/L':>5} {'rtt':>6} {'PxP':>4} {'msgs':>6} | {'msg/s real':>10} {'sim':>9} {'err':>5} | "
-            f"{'p50 real':>8} {'sim':>8} {'err':>5} | {'p99 real':>8} {'sim':>8} | {'t/o real':>8} {'sim':>6}")
+            f"{'p50 real':>8} {'sim':>8} {'err':>5} | {'p99 real':>8} {'sim':>8} | {'t/o real':>8} {'sim':>6}"
+            + (f" | {'cpu real':>8} {'sim':>6}" if cpu else ""))
     out = [head]
     for _, r in rows.iterrows():
-        flow = r["window"] if r["window"] == r["window"] else r["limit"]
-        flow = "" if flow != flow else f"{int(flow)}"
+        flow = r["limit"] if _missing(r["window"]) else r["window"]
+        flow = "" if _missing(flow) else f"{int(flow)}"
         out.append(
             f"  {r['mode']:<10} {flow:>5} {r['rtt_ms']:6.2f} {int(r['producers'])}x{int(r['partitions'])} "
             f"{int(r['messages']):6d} | {r['throughput_msgs_per_s']:10,.0f} {r['sim_throughput_msgs_per_s']:9,.0f} "
             f"{_pct(error(r['sim_throughput_msgs_per_s'], r['throughput_msgs_per_s']))} | "
             f"{r['p50_ms']:8.2f} {r['sim_p50_ms']:8.2f} {_pct(error(r['sim_p50_ms'], r['p50_ms']))} | "
-            f"{r['p99_ms']:8.2f} {r['sim_p99_ms']:8.2f} | {int(r['timeouts']):8d} {int(r['sim_timeouts']):6d}")
+            f"{r['p99_ms']:8.2f} {r['sim_p99_ms']:8.2f} | {int(r['timeouts']):8d} {int(r['sim_timeouts']):6d}"
+            + (f" | {r['client_cpu_us_per_msg']:8.1f} {r['sim_client_cpu_us_per_msg']:6.1f}" if cpu else ""))
     return "\n".join(out)
+
+
+def _missing(value) -> bool:
+    """None or NaN: an empty cell, as a table read from CSV or built in Python has it."""
+    return value is None or value != value
 
 
 def _pct(value: float) -> str:
@@ -503,7 +514,8 @@ def _pct(value: float) -> str:
 
 
 def summary_by_mode(rows):
-    """Per mode: rows, median |throughput error|, rows within 15%, median p50 error, p50 below real, p99/p50."""
+    """Per mode: rows, median |throughput error|, rows within 15%, median p50 error, p50 below real, p99/p50,
+    timeouts, and the median error of the producers' CPU per message (where the table has it)."""
     import pandas as pd
 
     frame = rows.assign(
@@ -511,6 +523,8 @@ def summary_by_mode(rows):
         p50_err=[error(s, r) for s, r in zip(rows["sim_p50_ms"], rows["p50_ms"])],
         real_tail=rows["p99_ms"] / rows["p50_ms"],
         sim_tail=rows["sim_p99_ms"] / rows["sim_p50_ms"],
+        cpu_err=[error(s, r) for s, r in zip(rows.get("sim_client_cpu_us_per_msg", np.full(len(rows), np.nan)),
+                                            rows.get("client_cpu_us_per_msg", np.full(len(rows), np.nan)))],
     )
     out = []
     for mode, group in list(frame.groupby("mode", sort=False)) + [("all", frame)]:
@@ -523,18 +537,21 @@ def summary_by_mode(rows):
             "median_real_p99_over_p50": float(np.nanmedian(group["real_tail"])),
             "median_sim_p99_over_p50": float(np.nanmedian(group["sim_tail"])),
             "real_timeouts": int(group["timeouts"].sum()), "sim_timeouts": int(group["sim_timeouts"].sum()),
+            "median_client_cpu_error": float(np.nanmedian(group["cpu_err"])) if group["cpu_err"].notna().any()
+            else math.nan,
         })
     return pd.DataFrame(out)
 
 
 def format_summary(summary) -> str:
     lines = [f"  {'mode':<10} {'rows':>4} {'|tp err| p50':>12} {'within 15%':>10} {'p50 err':>8} {'p50 < real':>10} "
-             f"{'p99/p50 real':>12} {'sim':>5} {'t/o real':>8} {'sim':>6}"]
+             f"{'p99/p50 real':>12} {'sim':>5} {'t/o real':>8} {'sim':>6} {'cpu err':>7}"]
     for _, s in summary.iterrows():
         lines.append(f"  {s['mode']:<10} {s['rows']:4d} {s['median_abs_throughput_error']:12.0%} "
                      f"{s['throughput_within_15pct']:>5d} of {s['rows']:<2d} {s['median_p50_error']:+8.0%} "
                      f"{s['p50_below_real']:>4d} of {s['rows']:<3d} {s['median_real_p99_over_p50']:12.2f} "
-                     f"{s['median_sim_p99_over_p50']:5.2f} {s['real_timeouts']:8d} {s['sim_timeouts']:6d}")
+                     f"{s['median_sim_p99_over_p50']:5.2f} {s['real_timeouts']:8d} {s['sim_timeouts']:6d} "
+                     f"{_pct(s['median_client_cpu_error']):>7}")
     return "\n".join(lines)
 
 

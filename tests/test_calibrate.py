@@ -7,7 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from sim.calibrate import calibrate, row_config, simulate_configs, to_toml, validate
+from sim.calibrate import (calibrate, format_rows, row_config, simulate_configs, summary_by_mode, to_toml,
+                           validate)
 from sim.cli import main
 from sim.config import InputError, build_config
 from sim.measure import COLUMNS
@@ -157,6 +158,22 @@ def test_validate_json_and_figure(table, tmp_path, capsys):
 def test_validate_matches_the_direct_simulation(table):
     rows = validate(table, TRUTH, workers=1, cache=None)
     assert list(rows["sim_timeouts"]) == [0] * len(table)
+
+
+def test_validate_sets_the_clients_cpu_against_the_measured_one():
+    measured = synthetic_table(points=POINTS[:3], client_cpu=True)
+    rows = validate(measured, TRUTH, workers=1, cache=None)
+    assert rows["sim_client_cpu_us_per_msg"].to_numpy() == pytest.approx(measured["client_cpu_us_per_msg"], rel=1e-12)
+    # a sync round trip costs the client its produce() and its ack
+    assert rows["sim_client_cpu_us_per_msg"].iloc[0] == pytest.approx(30 + 12, rel=1e-9)
+    assert "cpu real" in format_rows(rows).splitlines()[0]
+    assert summary_by_mode(rows)["median_client_cpu_error"].to_numpy() == pytest.approx(0, abs=1e-12)
+    slower = validate(measured, {**TRUTH, "client.send_cpu": 2 * 30e-6}, workers=1, cache=None)
+    assert summary_by_mode(slower)["median_client_cpu_error"].iloc[-1] > 0.4
+    # a table without the column: no such column in the rows' lines, NaN in the summary
+    blind = validate(measured.drop(columns="client_cpu_us_per_msg"), TRUTH, workers=1, cache=None)
+    assert "cpu real" not in format_rows(blind)
+    assert summary_by_mode(blind)["median_client_cpu_error"].isna().all()
 
 
 @pytest.mark.parametrize("argv, message", [
