@@ -223,11 +223,17 @@ def _advancer(st: Clients, resolve, fire_timer, steps, window_bound):
     return advance
 
 
-def _producer_steps(st: Clients):
+def _producer_steps(st: Clients, begin=None):
     """``steps(c, t, sent, j, horizon, free, m, n)``: alternate "produce() of ``sent``
     returns at t" and "producer j may call produce() at t" for as long as nothing
-    else falls due in between; returns ``(free, m, n, produced)``."""
+    else falls due in between; returns ``(free, m, n, produced)``.
+
+    With ``begin`` (``sim.model.hosts``: a CPU whose jobs wait for a core), a produce()
+    that costs CPU always queues its job and stops, since its end is not known until a
+    core is granted: ``begin(c, t, SEND, m, False)`` asks for one; ``free`` is unused."""
     INF = math.inf
+    pooled = begin is not None
+    cpu_free = st.cpu_free
     records, phase, remaining, in_flight = st.records, st.phase, st.remaining, st.in_flight
     timer, timer_key, set_order, client_timer = st.timer, st.timer_key, st.set_order, st.client_timer
     deadline, deadline_key, watch, sleep_for = st.deadline, st.deadline_key, st.watch, st.sleep_for
@@ -293,13 +299,23 @@ def _producer_steps(st: Clients):
                 deadline_key[j] = (m, 0)
                 if deadline[j] < client_timer[c]:
                     client_timer[c] = deadline[j]
-            if free < t:
-                free = t
-            free += send_cpu
             made += 1
             phase[j] = SENDING
             sent = m
             m += 1
+            if pooled:
+                if cpu:  # the CPU is busy: the job waits its turn
+                    cpu.append((INF, SEND, sent))
+                    break
+                if send_cpu:
+                    begin(c, t, SEND, sent, False)
+                    break
+                # no CPU cost and the CPU idle: produce() returns at once, unless something else is due first
+                cpu_free[c] = free = t
+            else:
+                if free < t:
+                    free = t
+                free += send_cpu
             if cpu or free >= horizon or free >= client_timer[c] or (arrivals and arrivals[0][0] <= free):
                 cpu.append((free, SEND, sent))
                 break

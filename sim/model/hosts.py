@@ -383,7 +383,7 @@ def pooled_client_side(system: System, streams, records, ask):
     (``granted`` says when to wake it) and that jobs queued on a busy CPU learn their
     end only when they reach the head of the queue.
     """
-    from .clients import Clients, _resolver, _timer_firer
+    from .clients import Clients, _producer_steps, _resolver, _timer_firer
 
     clients = Clients(system, streams, records)
     pools = layout(system).client_pool
@@ -419,7 +419,7 @@ def pooled_client_side(system: System, streams, records, ask):
         cpu_free[c] = done
         return done, cost
 
-    steps = _pooled_steps(clients, begin)
+    steps = _producer_steps(clients, begin)
     advance = _pooled_advancer(clients, _resolver(clients), _timer_firer(clients), steps, begin, waiting)
     return advance, clients, granted
 
@@ -493,7 +493,7 @@ def _pooled_advancer(st, resolve, fire_timer, steps, begin, waiting):
                     if j < 0:
                         continue
                     sent = -1
-                m, n, k = steps(c, t, sent, j, horizon, m, n)
+                _, m, n, k = steps(c, t, sent, j, horizon, t, m, n)
                 sends += k
         finally:
             records.count = m
@@ -501,93 +501,3 @@ def _pooled_advancer(st, resolve, fire_timer, steps, begin, waiting):
             cpu_busy[c] += sends * send_cpu + acks * ack_cpu
 
     return advance
-
-
-def _pooled_steps(st, begin):
-    """``sim.model.clients._producer_steps`` for a CPU whose jobs wait for a core: a
-    produce() that costs CPU always queues its job and stops (its end is not known yet)."""
-    from .clients import BLOCKED, DONE, DRAINING, SENDING, SLEEPING, TIMER
-
-    INF = math.inf
-    SEND = 0
-    records, phase, remaining, in_flight = st.records, st.phase, st.remaining, st.in_flight
-    timer, timer_key, set_order, client_timer = st.timer, st.timer_key, st.set_order, st.client_timer
-    deadline, deadline_key, watch, sleep_for = st.deadline, st.deadline_key, st.watch, st.sleep_for
-    next_arrival, gap_next, choose_next = st.next_arrival, st.gap_next, st.choose_next
-    jobs, inbox, outgoing, cpu_free = st.jobs, st.inbox, st.outgoing, st.cpu_free
-    rec_producer, rec_partition, rec_intended = records.producer, records.partition, records.intended
-    rec_created, rec_sent = records.created, records.sent
-    cap, pause, open_loop = st.flow.cap, st.flow.pause, st.open_loop
-    send_cpu, ack_wait = st.send_cpu, st.ack_wait
-
-    def steps(c: int, t: float, sent: int, j: int, horizon: float, m: int, n: int):
-        cpu, arrivals, out = jobs[c], inbox[c], outgoing[c]
-        capacity = records.capacity
-        made = 0
-        while True:
-            if sent >= 0:
-                rec_sent[sent] = t
-                out.append((t, n, c, sent, rec_partition[sent]))
-                n += 1
-                j = rec_producer[sent]
-                wait = None if pause is None else pause(in_flight[j])
-                if wait is not None:
-                    if wait > 0:
-                        phase[j] = SLEEPING
-                        sleep_for[j] = wait
-                        timer[j] = t + wait
-                        timer_key[j] = (m - 0.5, set_order())
-                        if t + wait < client_timer[c]:
-                            client_timer[c] = t + wait
-                    else:
-                        phase[j] = DRAINING
-                    break
-            if remaining[j] <= 0:
-                phase[j] = DONE
-                break
-            if in_flight[j] >= cap:
-                phase[j] = BLOCKED
-                break
-            if open_loop and next_arrival[j] > t:
-                phase[j] = TIMER
-                timer[j] = next_arrival[j]
-                timer_key[j] = (m - 0.5, set_order())
-                if timer[j] < client_timer[c]:
-                    client_timer[c] = timer[j]
-                break
-            if m == capacity:
-                records.count = m
-                records.grow()
-                capacity = records.capacity
-            rec_producer[m] = j
-            rec_partition[m] = choose_next[j]()
-            if open_loop:
-                rec_intended[m] = next_arrival[j]
-                next_arrival[j] += gap_next[j]()
-            rec_created[m] = t
-            remaining[j] -= 1
-            in_flight[j] += 1
-            watch[j].append(m)
-            if deadline[j] == INF:
-                deadline[j] = t + ack_wait
-                deadline_key[j] = (m, 0)
-                if deadline[j] < client_timer[c]:
-                    client_timer[c] = deadline[j]
-            made += 1
-            phase[j] = SENDING
-            sent = m
-            m += 1
-            if cpu:  # the CPU is busy: the job waits its turn
-                cpu.append((INF, SEND, sent))
-                break
-            if send_cpu:
-                begin(c, t, SEND, sent, False)
-                break
-            # no CPU cost and the CPU idle: produce() returns at once, unless something else is due first
-            cpu_free[c] = t
-            if t >= horizon or t >= client_timer[c] or (arrivals and arrivals[0][0] <= t):
-                cpu.append((t, SEND, sent))
-                break
-        return m, n, made
-
-    return steps
