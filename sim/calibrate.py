@@ -475,7 +475,12 @@ def format_fit(fit: Fit) -> str:
         if len(rows):
             tp = [abs(error(s, r)) for s, r in zip(rows["sim_throughput_msgs_per_s"], rows["throughput_msgs_per_s"])]
             p50 = [abs(error(s, r)) for s, r in zip(rows["sim_p50_ms"], rows["p50_ms"])]
-            lines.append(f"{name}: median |error| throughput {np.nanmedian(tp):.0%}, p50 {np.nanmedian(p50):.0%}; "
+            cpu = ""
+            if "client_cpu_us_per_msg" in rows.columns and (rows["client_cpu_us_per_msg"] > 0).any():
+                errors = [abs(error(s, r)) for s, r in zip(rows["sim_client_cpu_us_per_msg"],
+                                                           rows["client_cpu_us_per_msg"]) if r > 0]
+                cpu = f", client CPU {np.nanmedian(errors):.0%}"
+            lines.append(f"{name}: median |error| throughput {np.nanmedian(tp):.0%}, p50 {np.nanmedian(p50):.0%}{cpu}; "
                          f"throughput within 15% on {sum(e <= 0.15 for e in tp)} of {len(tp)}")
     if len(fit.holdout):
         lines.append("held out (not used in the fit):")

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from sim.calibrate import (calibrate, format_rows, row_config, simulate_configs, summary_by_mode, to_toml,
+from sim.calibrate import (calibrate, format_fit, format_rows, row_config, simulate_configs, summary_by_mode, to_toml,
                            validate)
 from sim.cli import main
 from sim.config import InputError, build_config
@@ -63,6 +63,7 @@ def test_calibration_recovers_known_parameters_within_5_percent(fit):
     # only the unbounded flood's p50 sees how the client's cost splits between produce and ack, so
     # the fit may name the pair as hard to tell apart; each is still recovered within 5%
     assert fit.rms_log_error < 0.01 and not fit.undetermined
+    assert "client CPU" not in format_fit(fit)  # its table measured none
 
 
 def test_held_out_points_are_predicted(table):
@@ -103,6 +104,8 @@ def test_the_clients_cpu_tells_its_costs_from_the_brokers():
     assert not fit.tangled and fit.rms_log_error < 0.01
     for key, value in truth.items():
         assert fit.values[key] == pytest.approx(value, rel=0.05), key
+    report = format_fit(fit)
+    assert "fitted points: median |error| throughput 0%, p50 0%, client CPU 0%;" in report, report
     # a row without the column (an older table's NaN) compares nothing there: the others still fit
     table.loc[0, "client_cpu_us_per_msg"] = float("nan")
     again = calibrate(table, keys=keys, holdout=0, workers=1, cache=None, progress=False, from_data=False,
