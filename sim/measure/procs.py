@@ -30,14 +30,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def spawn(argv: list[str], cpus: set[int] | None = None, **kwargs) -> subprocess.Popen:
     """Start ``argv`` as a child that dies with this process and ignores Ctrl-C; with ``cpus``,
     bound to those cores (set before exec, so every thread it starts inherits it)."""
-    if cpus is None:
-        return subprocess.Popen(argv, preexec_fn=_die_with_parent, **kwargs)
-
     def setup() -> None:
         _die_with_parent()
         os.sched_setaffinity(0, cpus)
 
-    return subprocess.Popen(argv, preexec_fn=setup, **kwargs)
+    return subprocess.Popen(argv, preexec_fn=_die_with_parent if cpus is None else setup, **kwargs)
 
 
 def pinned_cores() -> tuple[set[int], set[int]]:

@@ -170,13 +170,13 @@ async def produce(spec: dict) -> dict:
     return report(n, tally, cpu, probes, collections.summary())
 
 
-def report(sent: int, tally: Tally, cpu_s: float, probes: list[float], collections: dict | None = None) -> dict:
+def report(sent: int, tally: Tally, cpu_s: float, probes: list[float], collections: dict) -> dict:
     """What one producer process prints when it is done (one JSON line)."""
     return {
         "sent": sent, "acked": len(tally.latencies), "timeouts": tally.timeouts, "late_acks": tally.late_acks,
         "errors": tally.errors, "last_error": tally.last_error, "first_start": tally.first_start,
         "last_end": tally.last_end, "cpu_s": cpu_s, "latencies_s": [round(v, 7) for v in tally.latencies],
-        "request_rtts_s": probes, "gc": collections or {"count": [0, 0, 0], "seconds": [0.0] * 3, "longest": [0.0] * 3},
+        "request_rtts_s": probes, "gc": collections,
     }
 
 
